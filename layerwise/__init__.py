@@ -1,0 +1,20 @@
+"""layerwise: a deep-learning framework where every layer owns its forward and backward pass.
+
+Public names only; see docs/ and DESIGN.md for the contract.
+"""
+from . import backend, init
+from .core import Layer, LayerError, LossLayer, Net, Param, Sequential, register
+from .layers import *  # noqa: F401,F403
+from .layers import __all__ as _layers_all
+from .losses import *  # noqa: F401,F403
+from .losses import __all__ as _losses_all
+from .solvers import *  # noqa: F401,F403
+from .solvers import __all__ as _solvers_all
+from .models import *  # noqa: F401,F403
+from .models import __all__ as _models_all
+from .tools import gradcheck
+
+__version__ = "0.1.0"
+
+__all__ = (["Layer", "LossLayer", "LayerError", "Net", "Param", "Sequential", "register", "gradcheck",
+            "backend", "init"] + list(_layers_all) + list(_losses_all) + list(_solvers_all) + list(_models_all))

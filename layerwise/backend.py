@@ -1,0 +1,78 @@
+"""The one place that knows NumPy from CuPy.
+
+Layers never import cupy. They ask for the array module of their data::
+
+    xp = get_array_module(x)
+    y = xp.maximum(x, 0)
+
+so the same layer code runs on the CPU (NumPy) and on the GPU (CuPy).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+try:  # CuPy is optional: only present on machines with a GPU.
+    import cupy as _cupy  # type: ignore
+except Exception:  # pragma: no cover - depends on the machine
+    _cupy = None
+
+Array = Any  # numpy.ndarray or cupy.ndarray
+Shape = tuple[int, ...]
+
+DEFAULT_DTYPE = np.float32
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def cupy_available() -> bool:
+    """True when CuPy imports and sees a GPU."""
+    if _cupy is None:
+        return False
+    try:
+        return _cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # pragma: no cover
+        return False
+
+
+def get_array_module(*arrays: Any):
+    """Return ``cupy`` if any argument is a CuPy array, else ``numpy``."""
+    if _cupy is not None:
+        for a in arrays:
+            if isinstance(a, _cupy.ndarray):
+                return _cupy
+    return np
+
+
+def is_array(x: Any) -> bool:
+    return isinstance(x, np.ndarray) or (_cupy is not None and isinstance(x, _cupy.ndarray))
+
+
+def to_device(x: Any, device: str = "cpu"):
+    """Move an array to ``'cpu'`` (NumPy) or ``'gpu'``/``'cuda'`` (CuPy)."""
+    if device == "cpu":
+        return to_numpy(x)
+    if device in ("gpu", "cuda"):
+        if _cupy is None:
+            raise RuntimeError("to_device('gpu'): CuPy is not installed; pip install 'layerwise[gpu]'")
+        return _cupy.asarray(x)
+    raise ValueError(f"to_device: unknown device {device!r}; expected 'cpu' or 'gpu'")
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Return a NumPy array (copying from the GPU when needed)."""
+    if _cupy is not None and isinstance(x, _cupy.ndarray):
+        return _cupy.asnumpy(x)
+    return np.asarray(x)
+
+
+def device_of(x: Any) -> str:
+    return "gpu" if get_array_module(x) is not np else "cpu"
+
+
+def as_dtype(dtype: Any) -> np.dtype:
+    """Normalise a dtype spec ('float32', np.float64, ...) and check it is a float type."""
+    dt = np.dtype(dtype)
+    if dt not in FLOAT_DTYPES:
+        raise ValueError(f"unsupported dtype {dt}; expected one of float16, float32, float64")
+    return dt

@@ -1,0 +1,2 @@
+"""layerwise.data"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""layerwise.distributed"""
+__all__: list[str] = []

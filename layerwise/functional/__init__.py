@@ -1,0 +1,2 @@
+"""layerwise.functional"""
+__all__: list[str] = []

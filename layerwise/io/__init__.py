@@ -1,0 +1,2 @@
+"""layerwise.io"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""layerwise.losses"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""layerwise.models"""
+__all__: list[str] = []

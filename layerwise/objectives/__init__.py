@@ -1,0 +1,2 @@
+"""layerwise.objectives"""
+__all__: list[str] = []

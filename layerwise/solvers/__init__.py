@@ -1,0 +1,2 @@
+"""layerwise.solvers"""
+__all__: list[str] = []

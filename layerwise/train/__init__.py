@@ -1,0 +1,2 @@
+"""layerwise.train"""
+__all__: list[str] = []

@@ -1,0 +1,2 @@
+"""layerwise.viz"""
+__all__: list[str] = []
