@@ -1,0 +1,128 @@
+"""The pure kernels in layerwise.functional against naive loops written from the definitions."""
+import numpy as np
+import pytest
+
+from layerwise.functional import (avg_pool2d_forward, col2im, conv2d_backward, conv2d_forward, conv_output_size,
+                                  im2col, max_pool2d_forward)
+
+
+def naive_im2col(x, k, s, p, d, out=None, pad_value=0.0):
+    N, C, H, W = x.shape
+    Ho = out[0] if out else (H + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
+    Wo = out[1] if out else (W + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    cols = np.full((N, C, k[0], k[1], Ho, Wo), pad_value, dtype=x.dtype)
+    for n in range(N):
+        for c in range(C):
+            for i in range(k[0]):
+                for j in range(k[1]):
+                    for h in range(Ho):
+                        for w in range(Wo):
+                            r, q = h * s[0] + i * d[0] - p[0], w * s[1] + j * d[1] - p[1]
+                            if 0 <= r < H and 0 <= q < W:
+                                cols[n, c, i, j, h, w] = x[n, c, r, q]
+    return cols
+
+
+def naive_col2im(cols, x_shape, s, p, d):
+    N, C, kh, kw, Ho, Wo = cols.shape
+    dx = np.zeros(x_shape, dtype=cols.dtype)
+    for n, c, i, j, h, w in np.ndindex(cols.shape):
+        r, q = h * s[0] + i * d[0] - p[0], w * s[1] + j * d[1] - p[1]
+        if 0 <= r < x_shape[2] and 0 <= q < x_shape[3]:
+            dx[n, c, r, q] += cols[n, c, i, j, h, w]
+    return dx
+
+
+GRID = [  # (x shape, kernel, stride, padding, dilation)
+    ((2, 3, 5, 6), (3, 3), (1, 1), (1, 1), (1, 1)),
+    ((1, 2, 7, 5), (3, 2), (2, 1), (1, 0), (1, 2)),
+    ((2, 1, 9, 9), (2, 2), (3, 2), (0, 1), (2, 3)),
+    ((1, 2, 4, 4), (1, 1), (1, 1), (0, 0), (1, 1)),
+    ((1, 1, 3, 3), (3, 3), (1, 1), (0, 0), (1, 1)),
+]
+
+
+@pytest.mark.parametrize("shape,k,s,p,d", GRID)
+def test_im2col_matches_naive_loop(shape, k, s, p, d, rng):
+    x = rng.standard_normal(shape)
+    np.testing.assert_array_equal(im2col(x, k, s, p, d), naive_im2col(x, k, s, p, d))
+
+
+@pytest.mark.parametrize("shape,k,s,p,d", GRID)
+def test_col2im_matches_naive_loop_and_is_the_adjoint(shape, k, s, p, d, rng):
+    x = rng.standard_normal(shape)
+    cols = rng.standard_normal(im2col(x, k, s, p, d).shape)
+    dx = col2im(cols, shape, s, p, d)
+    np.testing.assert_allclose(dx, naive_col2im(cols, shape, s, p, d), rtol=1e-12, atol=1e-12)
+    # <im2col(x), cols> == <x, col2im(cols)>
+    assert np.isclose((im2col(x, k, s, p, d) * cols).sum(), (x * dx).sum(), rtol=1e-12)
+
+
+def test_im2col_ceil_out_size_pads_the_far_side_with_pad_value(rng):
+    x = rng.standard_normal((1, 2, 5, 5))
+    out = (conv_output_size(5, 2, 2, 0, 1, ceil_mode=True),) * 2
+    assert out == (3, 3)
+    cols = im2col(x, 2, 2, 0, out_size=out, pad_value=-np.inf)
+    np.testing.assert_array_equal(cols, naive_im2col(x, (2, 2), (2, 2), (0, 0), (1, 1), out, -np.inf))
+
+
+def test_conv_output_size_rules():
+    assert conv_output_size(32, 3, 1, 1) == 32
+    assert conv_output_size(7, 3, 2, 0) == 3            # floor((7-3)/2)+1
+    assert conv_output_size(6, 3, 2, 0) == 2            # floor
+    assert conv_output_size(6, 3, 2, 0, ceil_mode=True) == 3   # Caffe pooling rounds up
+    assert conv_output_size(5, 2, 2, 1, ceil_mode=True) == 3   # last window would start in the padding
+    assert conv_output_size(2, 5, 1, 0) == 0
+
+
+def naive_conv(x, W, b, s, p, d, g):
+    N, C, H, Wd = x.shape
+    O, Cg, kh, kw = W.shape
+    cols = naive_im2col(x, (kh, kw), s, p, d)
+    Ho, Wo = cols.shape[-2:]
+    y = np.zeros((N, O, Ho, Wo))
+    for n, o in np.ndindex(N, O):
+        grp = o // (O // g)
+        y[n, o] = np.einsum("cij,cijhw->hw", W[o], cols[n, grp * Cg:(grp + 1) * Cg]) + b[o]
+    return y
+
+
+@pytest.mark.parametrize("impl", ["gemm", "direct"])
+@pytest.mark.parametrize("xs,ws,s,p,d,g", [
+    ((2, 4, 6, 5), (6, 4, 3, 3), (1, 1), (1, 1), (1, 1), 1),   # shifted GEMM path
+    ((2, 4, 6, 5), (6, 4, 1, 1), (1, 1), (0, 0), (1, 1), 1),   # plain GEMM path
+    ((2, 4, 7, 6), (6, 2, 3, 2), (2, 1), (1, 0), (1, 2), 2),   # im2col path, groups
+    ((1, 3, 7, 7), (3, 1, 3, 3), (1, 1), (2, 2), (2, 2), 3),   # depthwise, dilated
+])
+def test_conv2d_forward_matches_naive_and_backward_is_its_adjoint(impl, xs, ws, s, p, d, g, rng):
+    x, W, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
+    y, ctx = conv2d_forward(x, W, b, s, p, d, g, impl=impl)
+    np.testing.assert_allclose(y, naive_conv(x, W, b, s, p, d, g), rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    dx, dW, db = conv2d_backward(dy, ctx)
+    # linearity in x and W: <dy, y(x + t*u) - y(x)> = t * <dx, u>
+    u, V = rng.standard_normal(xs), rng.standard_normal(ws)
+    y_u, _ = conv2d_forward(u, W, None, s, p, d, g, impl=impl)
+    y_v, _ = conv2d_forward(x, V, None, s, p, d, g, impl=impl)
+    assert np.isclose((dy * y_u).sum(), (dx * u).sum(), rtol=1e-10)
+    assert np.isclose((dy * y_v).sum(), (dW * V).sum(), rtol=1e-10)
+    np.testing.assert_allclose(db, dy.sum((0, 2, 3)), rtol=1e-12)
+
+
+def test_conv2d_forward_rejects_bad_shapes(rng):
+    with pytest.raises(ValueError, match="groups"):
+        conv2d_forward(np.zeros((1, 3, 5, 5)), np.zeros((4, 2, 3, 3)), groups=2)
+    with pytest.raises(ValueError, match="larger than the padded input"):
+        conv2d_forward(np.zeros((1, 3, 2, 2)), np.zeros((4, 3, 3, 3)))
+    with pytest.raises(ValueError, match="impl"):
+        conv2d_forward(np.zeros((1, 3, 5, 5)), np.zeros((4, 3, 3, 3)), impl="fft")
+
+
+def test_pool_kernels_match_naive_windows(rng):
+    x = rng.standard_normal((2, 3, 7, 6))
+    cols = naive_im2col(x, (3, 3), (2, 2), (1, 1), (1, 1), pad_value=-np.inf)
+    y, arg = max_pool2d_forward(x, 3, 2, 1)
+    np.testing.assert_array_equal(y, cols.max(axis=(2, 3)))
+    np.testing.assert_array_equal(arg, cols.reshape(2, 3, 9, *y.shape[2:]).argmax(axis=2))
+    zcols = naive_im2col(x, (3, 3), (2, 2), (1, 1), (1, 1))
+    np.testing.assert_allclose(avg_pool2d_forward(x, 3, 2, 1), zcols.mean(axis=(2, 3)), rtol=1e-12)
