@@ -336,5 +336,8 @@ class LossLayer(Layer):
         return ()
 
     def backward(self, dy: Any = None):
+        if dy is not None and getattr(dy, "size", 1) != 1:
+            raise self.error(f"backward() takes the gradient of the scalar loss (or nothing), got an array "
+                             f"of shape {tuple(dy.shape)}")
         scale = self.loss_weight * (1.0 if dy is None else float(dy))
         return super().backward(scale)

@@ -209,3 +209,10 @@ def test_fillers_statistics():
         init.msra((3, 3), r, mode="fan_wrong")
     with pytest.raises(KeyError, match="unknown filler"):
         init.fill("nosuch", (2,), r)
+
+
+def test_loss_backward_rejects_non_scalar_gradient(rng):
+    loss = SumSquares(name="ss")
+    loss.forward(rng.standard_normal((2, 3)), rng.standard_normal((2, 3)))
+    with pytest.raises(LayerError, match="ss.*scalar"):
+        loss.backward(np.ones((2, 3)))
