@@ -215,6 +215,7 @@ class Layer:
             raise TypeError(f"{self!r}: child {name!r} must be a Layer, got {type(layer).__name__}")
         if name in self._children:
             raise self.error(f"a child named {name!r} already exists")
+        layer.name = name  # errors from inside a composite layer then name the child
         self._children[name] = layer
         return layer
 

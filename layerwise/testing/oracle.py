@@ -27,7 +27,8 @@ def require_torch():
 def to_torch(x: Any, requires_grad: bool = False):
     import torch
 
-    t = torch.from_numpy(np.ascontiguousarray(to_numpy(x)))
+    a = np.asarray(to_numpy(x))
+    t = torch.from_numpy(a if a.flags.c_contiguous else a.copy())  # keeps 0-d arrays 0-d
     if requires_grad:
         t.requires_grad_(True)
     return t
