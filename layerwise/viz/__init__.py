@@ -1,2 +1,4 @@
-"""layerwise.viz"""
-__all__: list[str] = []
+"""layerwise.viz: plots (matplotlib, Agg canvas; imported only when a plot is drawn)."""
+from .optimizers import plot_optimizer_paths, run_paths
+
+__all__ = ["plot_optimizer_paths", "run_paths"]
