@@ -76,3 +76,14 @@ def as_dtype(dtype: Any) -> np.dtype:
     if dt not in FLOAT_DTYPES:
         raise ValueError(f"unsupported dtype {dt}; expected one of float16, float32, float64")
     return dt
+
+
+def erfc(x: Any):
+    """The complementary error function for NumPy or CuPy arrays (NumPy itself has none)."""
+    if get_array_module(x) is not np:
+        from cupyx.scipy import special as cupy_special  # type: ignore
+
+        return cupy_special.erfc(x)
+    from scipy import special
+
+    return special.erfc(x)

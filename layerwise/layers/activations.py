@@ -14,10 +14,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special as _np_special
 
 from .. import init as _init
-from ..backend import Array, Shape, get_array_module
+from ..backend import Array, Shape, erfc, get_array_module
 from ..core import Layer, register
 
 __all__ = ["Sigmoid", "TanH", "ReLU", "ELU", "PReLU", "Softplus", "Softsign", "SELU", "SiLU", "Swish",
@@ -30,15 +29,6 @@ _GELU_KAPPA = 0.044715
 # Klambauer et al. (2017), the constants PyTorch uses.
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
-
-
-def _erfc(x: Array) -> Array:
-    # NOTE: NumPy has no erf/erfc. SciPy's keeps float32 as float32. TODO(lead): a
-    # backend.erfc that picks cupyx.scipy.special on the GPU, so this layer runs there too.
-    if get_array_module(x) is not np:
-        raise NotImplementedError("GELU(approximate='none') needs erfc for this array type; "
-                                  "use GELU(approximate='tanh') on the GPU for now")
-    return _np_special.erfc(x)
 
 
 def _sigmoid_parts(x: Array, xp) -> tuple[Array, Array]:
@@ -392,7 +382,7 @@ class GELU(_Elementwise):
     def _forward(self, x: Array) -> Array:
         xp = get_array_module(x)
         if self.approximate == "none":
-            phi_cdf = 0.5 * _erfc(-x * _SQRT1_2)
+            phi_cdf = 0.5 * erfc(-x * _SQRT1_2)
             self.save(x=x, cdf=phi_cdf)
             return x * phi_cdf
         s, e = self._tanh_parts(x, xp)
