@@ -1,0 +1,190 @@
+"""From a Config to a ready Trainer: data sets, loaders, augmentation, model, loss, solver, schedule.
+
+This is the only module that knows every sub-package by name; the Trainer itself sees
+only objects with the protocol's methods.
+"""
+from __future__ import annotations
+
+import inspect
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..config import Config, ConfigError
+
+
+def resolve_run_dir(cfg: Config, out: str | Path | None = None) -> Path:
+    """``out`` if given, else ``cfg.out_dir / (cfg.name or <date>-<time>-<model>-<data>)``."""
+    if out is not None:
+        return Path(out)
+    name = cfg.name or f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.model.name}-{cfg.data.name}"
+    return Path(cfg.out_dir) / name
+
+
+def load_data(cfg: Config) -> tuple[Any, Any]:
+    """(train, validation) ArrayDatasets as the config says (``data.val``: 'test' or a fraction)."""
+    from ..data import load_dataset
+
+    name = cfg.data.name.lower().replace("-", "_")
+    train = load_dataset(name, root=cfg.data.root, split="train")
+    if cfg.data.val == "test":
+        val = load_dataset(name, root=cfg.data.root, split="test")
+    else:
+        from ..data.dataset import stratified_split
+
+        tr_idx, va_idx = stratified_split(train.y, float(cfg.data.val), seed=cfg.seed)
+        train, val = train.subset(tr_idx, name=f"{train.name}[train]"), train.subset(va_idx, name=f"{train.name}[val]")
+    if train.x.ndim == 4 and val.x.shape[1:] != train.x.shape[1:]:
+        raise ConfigError(f"data {name!r}: train images are {train.x.shape[1:]} but validation images are "
+                          f"{val.x.shape[1:]}")
+    return train, val
+
+
+def channel_stats(x: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of (N, C, H, W) images (std floored at 1e-6)."""
+    axes = (0, 2, 3) if x.ndim == 4 else (0,)
+    x64 = x.astype(np.float64)
+    mean, std = x64.mean(axis=axes), x64.std(axis=axes)
+    return [float(m) for m in mean], [float(max(s, 1e-6)) for s in std]
+
+
+def build_transforms(cfg: Config, sample_shape: tuple[int, ...], mean: list[float] | None,
+                     std: list[float] | None) -> tuple[Callable | None, Callable | None]:
+    """(train transform, eval transform): crop/flip then normalise; eval only normalises."""
+    from ..data import Compose, Normalize, RandomCrop, RandomHorizontalFlip
+
+    train: list[Any] = []
+    image = len(sample_shape) == 3
+    if cfg.augment.crop_padding > 0:
+        if not image:
+            raise ConfigError("config key 'augment.crop_padding': random crops need images (N, C, H, W); "
+                              "set augment.crop_padding=0 for feature vectors")
+        train.append(RandomCrop(tuple(sample_shape[1:]), padding=cfg.augment.crop_padding))
+    if cfg.augment.flip:
+        if not image:
+            raise ConfigError("config key 'augment.flip': flips need images; set augment.flip=false")
+        train.append(RandomHorizontalFlip(0.5))
+    norm = Normalize(mean, std) if (cfg.augment.normalize and mean is not None) else None
+    if norm is not None:
+        train.append(norm)
+    train_t = Compose(train) if len(train) > 1 else (train[0] if train else None)
+    return train_t, norm
+
+
+def build_model(name: str, kwargs: dict, num_classes: int, seed: int) -> Any:
+    """The registered model ``name`` with ``num_classes`` filled in; weights seeded by ``seed``."""
+    from ..models import build_model as _build
+
+    kw = dict(kwargs)
+    kw.setdefault("num_classes", num_classes)
+    try:
+        net = _build(name, **kw)
+    except TypeError as e:
+        raise ConfigError(f"config key 'model.kwargs': {e}") from None
+    if getattr(net, "_rng", None) is None and not net.built and "seed" not in kwargs:
+        net.seed = seed  # the Net draws its fillers from default_rng(seed) at setup
+    return net
+
+
+def _solver_kwargs(cfg: Config) -> dict:
+    from ..core.registry import lookup
+
+    cls = lookup("solver", cfg.solver.name)
+    accepted = set(inspect.signature(cls).parameters)
+    kw: dict[str, Any] = {"lr": cfg.solver.lr, "weight_decay": cfg.solver.weight_decay}
+    # momentum/nesterov are SGD's; Adam takes momentum as beta1 (build_solver maps it).
+    if "momentum" in accepted or cfg.solver.name.lower() in ("adam", "adamw", "adadelta"):
+        kw["momentum"] = cfg.solver.momentum
+    if "nesterov" in accepted:
+        kw["nesterov"] = cfg.solver.nesterov
+    kw.update(cfg.solver.kwargs)
+    return kw
+
+
+def build_policy_from_config(cfg: Config, iters_per_epoch: int) -> Callable[[int], float]:
+    """The lr schedule over ``epochs * iters_per_epoch`` iterations, with linear warm-up."""
+    from ..solvers.lr_policy import build_policy
+
+    p = cfg.lr_policy
+    total = cfg.epochs * iters_per_epoch
+    kw = dict(p.kwargs)
+    name = p.name.lower()
+    if name in ("cosine", "poly"):
+        kw.setdefault("max_iter", total)
+    if name == "multistep" and "milestones" not in kw:
+        kw["milestones"] = sorted({max(1, int(round(f * total))) for f in p.milestones})
+    if name == "step" and "step_size" not in kw and "stepsize" not in kw:
+        kw["step_size"] = max(1, total // 3)
+    warm = int(round(p.warmup_epochs * iters_per_epoch))
+    try:
+        if warm > 0:
+            return build_policy("warmup", cfg.solver.lr, policy=name, warmup_iters=warm,
+                                start_factor=p.warmup_start, **kw)
+        return build_policy(name, cfg.solver.lr, **kw)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config section 'lr_policy': {e}") from None
+
+
+def build_trainer(cfg: Config, run_dir: str | Path, *, progress: bool | None = None,
+                  print_fn: Callable[[str], None] = print, on_iteration: Callable | None = None,
+                  checkpoint_ext: str = ".safetensors") -> Any:
+    """Everything the config describes, wired into a Trainer (nothing is trained yet)."""
+    from ..data import DataLoader
+    from ..losses import SoftmaxCrossEntropyLoss
+    from ..solvers import build_solver
+    from .trainer import Trainer
+
+    train, val = load_data(cfg)
+    num_classes = max(train.num_classes, val.num_classes)
+    mean, std = channel_stats(train.x) if cfg.augment.normalize else (None, None)
+    train_t, eval_t = build_transforms(cfg, train.sample_shape, mean, std)
+    prefetch = cfg.data.num_workers > 0
+    train_loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train) > cfg.batch_size,
+                              seed=cfg.seed, transform=train_t, prefetch=prefetch)
+    val_loader = DataLoader(val, batch_size=cfg.eval_batch_size, shuffle=False, drop_last=False, prefetch=prefetch)
+    if len(train_loader) == 0:
+        raise ConfigError(f"the training set {train.name!r} has {len(train)} samples: no batch of {cfg.batch_size}")
+    net = build_model(cfg.model.name, cfg.model.kwargs, num_classes, cfg.seed)
+    dtype = np.dtype(cfg.dtype)
+    net.setup((cfg.batch_size, *train.sample_shape), dtype=dtype)
+    try:
+        solver = build_solver(cfg.solver.name, net.named_params(), **_solver_kwargs(cfg))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config section 'solver': {e}") from None
+    policy = build_policy_from_config(cfg, len(train_loader))
+    meta = {
+        "config": cfg.to_dict(),
+        "model": {"name": cfg.model.name, "kwargs": dict(cfg.model.kwargs), "num_classes": num_classes},
+        "data": {"name": cfg.data.name, "classes": list(train.classes), "sample_shape": list(train.sample_shape)},
+        "normalize": {"mean": mean, "std": std} if mean is not None else None,
+        "title": f"{cfg.model.name} on {cfg.data.name}",
+    }
+    return Trainer(net, SoftmaxCrossEntropyLoss(), solver, train_loader, val_loader=val_loader, policy=policy,
+                   epochs=cfg.epochs, run_dir=run_dir, eval_transform=eval_t,
+                   seed=cfg.seed, checkpoint_every=cfg.checkpoint_every, num_classes=num_classes,
+                   input_shape=train.sample_shape, meta=meta, progress=progress, dtype=dtype, print_fn=print_fn,
+                   on_iteration=on_iteration, checkpoint_ext=checkpoint_ext)
+
+
+def model_from_checkpoint(path: str | Path) -> tuple[Any, dict]:
+    """Rebuild the model a training checkpoint was made with and load its weights (eval mode)."""
+    from ..io import load_checkpoint
+
+    tensors, meta = load_checkpoint(path)
+    m = meta.get("model")
+    if not m:
+        raise ValueError(f"{path}: the checkpoint does not say which model it holds (no 'model' in its metadata); "
+                         "it was not written by `layerwise train`")
+    net = build_model(m["name"], m.get("kwargs", {}), int(m["num_classes"]), 0)
+    shape = meta.get("input_shape") or meta.get("data", {}).get("sample_shape")
+    dtype = np.dtype(meta.get("dtype", "float32"))
+    net.setup((1, *shape), dtype=dtype)
+    net.load_state_dict({k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")})
+    net.eval()
+    return net, meta
+
+
+__all__ = ["build_trainer", "load_data", "build_transforms", "build_model", "build_policy_from_config",
+           "resolve_run_dir", "model_from_checkpoint", "channel_stats"]
