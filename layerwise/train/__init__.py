@@ -8,8 +8,8 @@
 ``layerwise.train.build.build_trainer(config, run_dir)`` builds all of it from a YAML config.
 """
 from .logs import EpochLog, plot_curves, read_log
-from .metrics import Average, accuracy, confusion_matrix, format_confusion, topk_correct
+from .metrics import Average, confusion_matrix, format_confusion, topk_correct
 from .trainer import CHECKPOINT_FORMAT, NonFiniteError, Trainer, evaluate
 
 __all__ = ["Trainer", "NonFiniteError", "evaluate", "CHECKPOINT_FORMAT", "EpochLog", "plot_curves", "read_log",
-           "Average", "accuracy", "confusion_matrix", "format_confusion", "topk_correct"]
+           "Average", "confusion_matrix", "format_confusion", "topk_correct"]

@@ -1,4 +1,6 @@
-"""Classification metrics: top-k accuracy, confusion matrix, and a running mean.
+"""Classification metrics for the trainer: top-k counts, confusion matrix, and a running mean.
+
+(Top-k accuracy as a fraction is ``layerwise.losses.accuracy``.)
 
 All functions take logits (or scores) of shape (N, K) and integer labels of shape (N,)
 and work on NumPy or CuPy arrays; results are Python numbers or NumPy arrays.
@@ -29,12 +31,6 @@ def topk_correct(logits: Array, labels: Array, k: int = 1) -> int:
         return int((xp.argmax(logits, axis=1) == labels).sum())
     top = xp.argpartition(-logits, k - 1, axis=1)[:, :k]  # (N, k), unordered
     return int((top == labels[:, None]).any(axis=1).sum())
-
-
-def accuracy(logits: Array, labels: Array, k: int = 1) -> float:
-    """Fraction of rows whose label is among the top-k scores (top-1 by default)."""
-    n = int(labels.shape[0])
-    return topk_correct(logits, labels, k) / n if n else float("nan")
 
 
 def confusion_matrix(pred: Array, labels: Array, num_classes: int) -> np.ndarray:
@@ -77,4 +73,4 @@ class Average:
         return [self.total, self.count]
 
 
-__all__ = ["topk_correct", "accuracy", "confusion_matrix", "format_confusion", "Average"]
+__all__ = ["topk_correct", "confusion_matrix", "format_confusion", "Average"]
