@@ -96,3 +96,26 @@ def test_fast_rcnn_gradcheck():
     sel = bbox.reshape(4, 3, 4)[np.arange(4), u]
     bbox.reshape(4, 3, 4)[np.arange(4), u] = v + away(sel - v, [1.0, -1.0])
     gradcheck(lw.FastRCNNLoss(lam=1.5), rng.standard_normal((4, 3)), u, bbox, v)
+
+
+# Each loss module's loss classes, so a new loss without a gradcheck fails here.
+LOSS_MODULES = ["classification", "regression", "margin", "embedding", "multitask"]
+GRADCHECKED_ELSEWHERE = {"HingeLoss", "MultiTaskLoss", "CenterLoss", "FastRCNNLoss"}  # tests below/above
+
+
+@pytest.mark.parametrize("module", LOSS_MODULES)
+def test_every_loss_class_is_gradchecked(module):
+    import importlib
+    import inspect
+
+    from layerwise.core import LossLayer
+    from layerwise.losses._base import ElementwiseLoss, Loss
+
+    mod = importlib.import_module(f"layerwise.losses.{module}")
+    classes = {n for n, c in inspect.getmembers(mod, inspect.isclass)
+               if issubclass(c, LossLayer) and c.__module__ == mod.__name__ and not n.startswith("_")
+               and c not in (Loss, ElementwiseLoss)}
+    checked = {type(layer).__name__ for layer, _ in cases(np.random.default_rng(0)).values()}
+    missing = classes - checked - GRADCHECKED_ELSEWHERE
+    assert classes, f"no loss classes found in layerwise.losses.{module}"
+    assert not missing, f"losses in {module} with no gradcheck case: {sorted(missing)}"
