@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from ..core import register
 from .common import Model, chain
-from .dense_block import DenseBlock, _layers
+from .dense_block import DenseBlock, Transition, _layers
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class DenseNetConfig:
     num_classes: int = 10                        # classifier outputs
     stem: str = "cifar"                          # 'cifar': one 3x3 conv; 'imagenet': 7x7/2 conv + 3x3/2 max pool
     memory_efficient: bool = True                # recompute BN-ReLU-Conv1 in backward: memory linear in depth
+    impl: str = "fast"                           # dense blocks + transitions: 'fast' (channels-first) or 'reference'
     init: str = "msra_fan_out"                   # conv init as the authors' code ('msra_fan_in': torchvision)
     seed: int = 0                                # seed of the weight initialisation
 
@@ -74,6 +75,8 @@ class DenseNetConfig:
             raise ValueError(f"DenseNetConfig: dropout must be in [0, 1), got {self.dropout}")
         if self.stem not in ("cifar", "imagenet"):
             raise ValueError(f"DenseNetConfig: stem must be 'cifar' or 'imagenet', got {self.stem!r}")
+        if self.impl not in ("reference", "fast"):
+            raise ValueError(f"DenseNetConfig: impl must be 'reference' or 'fast', got {self.impl!r}")
         if self.num_classes < 1:
             raise ValueError(f"DenseNetConfig: num_classes must be >= 1, got {self.num_classes}")
         self.layers_per_block()
@@ -97,15 +100,12 @@ class DenseNet(Model):
         sizes = cfg.layers_per_block()
         for b, n in enumerate(sizes, start=1):
             feats.append((f"denseblock{b}", DenseBlock(n, k, bottleneck=cfg.bottleneck, bn_size=cfg.bn_size,
-                                                       dropout=cfg.dropout, memory_efficient=cfg.memory_efficient)))
+                                                       dropout=cfg.dropout, memory_efficient=cfg.memory_efficient,
+                                                       impl=cfg.impl)))
             c += n * k
             if b < len(sizes):
                 out = int(cfg.compression * c)          # floor(theta * m)
-                trans = [("norm", L.BatchNorm2d()), ("relu", L.ReLU()), ("conv", L.Conv2d(out, 1, bias=False))]
-                if cfg.dropout > 0:
-                    trans.append(("drop", L.Dropout(cfg.dropout)))
-                trans.append(("pool", L.AvgPool2d(2, stride=2)))
-                feats.append((f"transition{b}", chain(trans)))
+                feats.append((f"transition{b}", Transition(out, dropout=cfg.dropout, impl=cfg.impl)))
                 c = out
         feats.append(("norm5", L.BatchNorm2d()))
         self.num_features = c
