@@ -30,22 +30,12 @@ class CLIError(Exception):
 
 
 def _tune_malloc() -> None:
-    """Keep freed activation memory in the process (glibc): no page faults on every step.
+    """Keep freed activation memory in the process (``backend.tune_malloc``; PERF-ANCHORS.md:
+    no page faults on every step). Off with ``LAYERWISE_NO_MALLOC_TUNING=1``."""
+    if not os.environ.get("LAYERWISE_NO_MALLOC_TUNING"):
+        from .backend import tune_malloc
 
-    Same effect as ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1e11`` (see PERF-ANCHORS.md:
-    up to 2x faster steps on these VMs). Off with ``LAYERWISE_NO_MALLOC_TUNING=1``.
-    """
-    if os.environ.get("LAYERWISE_NO_MALLOC_TUNING") or not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-        libc.mallopt(M_MMAP_MAX, 0)
-        libc.mallopt(M_TRIM_THRESHOLD, 2**30)
-    except (OSError, AttributeError):  # pragma: no cover - not glibc
-        pass
+        tune_malloc()
 
 
 def _shape(text: str) -> tuple[int, ...]:
