@@ -22,7 +22,7 @@ import json, resource, sys, tracemalloc
 import numpy as np
 from layerwise.models import densenet_bc
 depth, k, batch, size, me = (int(a) for a in sys.argv[1:6])
-net = densenet_bc(depth=depth, growth_rate=k, memory_efficient=bool(me))
+net = densenet_bc(depth=depth, growth_rate=k, memory_efficient=bool(me), impl=sys.argv[6])
 x = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
 net.setup(x.shape)
 tracemalloc.start()
@@ -38,8 +38,8 @@ print(json.dumps({"depth": depth, "me": me, "peak": peak, "kept": after_forward,
 """
 
 
-def measure(depth: int, k: int, batch: int, size: int, me: bool) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(depth), str(k), str(batch), str(size), str(int(me))],
+def measure(depth: int, k: int, batch: int, size: int, me: bool, impl: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", CHILD, str(depth), str(k), str(batch), str(size), str(int(me)), impl],
                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     if out.returncode:
         raise SystemExit(f"bench_densenet_memory: child failed for depth={depth}:\n{out.stderr}")
@@ -52,15 +52,19 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--growth", type=int, default=12)
     ap.add_argument("--depths", default="40,100,190")
+    ap.add_argument("--impl", choices=["reference", "fast"], default="reference",
+                    help="dense-block implementation: the NCHW reference (where memory_efficient switches the "
+                         "recompute on and off) or the channels-first fast path (which always recomputes)")
     args = ap.parse_args()
     mib = 2.0 ** 20
-    print(f"DenseNet-BC k={args.growth}, batch {args.batch}, 3x{args.size}x{args.size}, float32, one training step")
+    print(f"DenseNet-BC k={args.growth}, batch {args.batch}, 3x{args.size}x{args.size}, float32, one training step, "
+          f"impl={args.impl}")
     print(f"{'depth':>5} {'layers/block':>12} {'params':>10} | {'memory_efficient=True':^30} | "
           f"{'memory_efficient=False':^30} | ratio")
     print(f"{'':>5} {'':>12} {'':>10} | {'activations':>14} {'RSS':>14} | {'activations':>14} {'RSS':>14} |")
     for d in (int(s) for s in args.depths.split(",")):
-        on = measure(d, args.growth, args.batch, args.size, True)
-        off = measure(d, args.growth, args.batch, args.size, False)
+        on = measure(d, args.growth, args.batch, args.size, True, args.impl)
+        off = measure(d, args.growth, args.batch, args.size, False, args.impl)
         print(f"{d:>5} {(d - 4) // 6:>12} {on['params']:>10,} | {on['peak'] / mib:>10.1f} MiB {on['rss'] / mib:>10.1f} MiB"
               f" | {off['peak'] / mib:>10.1f} MiB {off['rss'] / mib:>10.1f} MiB | {off['peak'] / on['peak']:.2f}x")
 
