@@ -34,8 +34,10 @@ class ConfigError(ValueError):
 class ModelConfig:
     name: str = "densenet_bc"  # a registered model: densenet_bc, densenet, resnet20, lenet, mlp, ...
     # keyword arguments of the model builder; num_classes is filled in from the data set.
-    # The default is a small DenseNet-BC for 8x8 digits: 3 dense blocks of 3 bottleneck layers (L=22, k=12).
-    kwargs: dict = field(default_factory=lambda: {"depth": 22, "growth_rate": 12})
+    # The default is the DenseNet-BC of the paper's smallest row, L=40, k=12 (3 dense blocks of 6 bottleneck
+    # layers, 176k params): on 8x8 digits it reached 98.9-99.7% over seeds 0-2 in 80-90 s on 2 cores, where
+    # L=22 (71k params) sometimes ended at 98.6%.
+    kwargs: dict = field(default_factory=lambda: {"depth": 40, "growth_rate": 12})
 
 
 @dataclass
