@@ -556,6 +556,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyError as e:  # an unknown registry name: the message lists the known ones
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `layerwise test ... | head`: the reader left; exit quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so Python's own flush at exit does not fail again
+        return 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
