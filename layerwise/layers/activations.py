@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 
 from .. import init as _init
 from ..backend import Array, Shape, erfc, get_array_module
