@@ -133,7 +133,11 @@ class ReLU(_Elementwise):
     def _backward(self, dy: Array) -> Array:
         xp = get_array_module(dy)
         slope = self.negative_slope
-        return xp.where(self.cache["mask"], dy, 0 if slope == 0 else dy * slope)
+        if slope == 0:
+            # NOTE: dy * mask is ~8x faster than xp.where(mask, dy, 0) in NumPy (same values for
+            # finite dy; an inf/NaN dy where x <= 0 gives NaN instead of 0, and the trainer stops on it).
+            return dy * self.cache["mask"]
+        return xp.where(self.cache["mask"], dy, dy * slope)
 
 
 @register("layer", "ELU")
