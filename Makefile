@@ -1,9 +1,11 @@
 # The two commands a newcomer needs:  `make train`  and  `make test`.
-# Each creates .venv on first use and installs what it needs from pyproject.toml.
+# Each creates .venv on first use and installs what it needs from pyproject.toml:
+# `make train` only the runtime dependencies; `make test` adds pytest and PyTorch (the oracle).
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-test
+RUNTIME := $(VENV)/.installed
+TESTDEPS := $(VENV)/.installed-test
 
 .PHONY: train demo test venv clean bench
 
@@ -11,22 +13,26 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
+$(RUNTIME): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q -e .
+	touch $(RUNTIME)
+
+$(TESTDEPS): $(RUNTIME)
 	$(BIN)/python -m pip install -q -e ".[test]"
-	touch $(STAMP)
+	touch $(TESTDEPS)
 
-venv: $(STAMP)
+venv: $(RUNTIME)
 
-train: $(STAMP)
+train: $(RUNTIME)
 	$(BIN)/layerwise train
 
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(BIN)/python examples/mlp_digits.py
 
-test: $(STAMP)
+test: $(TESTDEPS)
 	$(BIN)/python -m pytest -q -n 2 tests
 
-bench: $(STAMP)
+bench: $(TESTDEPS)
 	$(BIN)/python benchmarks/bench_densenet.py
 
 clean:
