@@ -40,14 +40,12 @@ def conv_output_size(size: int, k: int, stride: int = 1, pad: int = 0, dilation:
                      ceil_mode: bool = False) -> int:
     """Output length along one axis (see the module docstring). May be <= 0 for bad inputs."""
     span = size + 2 * pad - dilation * (k - 1) - 1
-    if span < 0:
-        return 0
-    if ceil_mode:
-        out = -(-span // stride) + 1
-        if (out - 1) * stride >= size + pad:  # last window would start in the right padding
-            out -= 1
-        return out
-    return span // stride + 1
+    # floor division for any span (also negative: under ceil_mode a window larger than the padded
+    # input still gives one output when it starts inside the input, as in PyTorch and Caffe)
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and out > 0 and (out - 1) * stride >= size + pad:  # last window would start in the right padding
+        out -= 1
+    return max(out, 0)
 
 
 def _padded_extent(size: int, pad: int, out: int, k: int, stride: int, dilation: int) -> int:

@@ -55,7 +55,8 @@ def max_pool2d_forward(x: Array, kernel_size: IntPair, stride: IntPair | None = 
             y = v.copy()
             arg = xp.zeros(y.shape, dtype=xp.int8 if k[0] * k[1] < 128 else xp.int32)
         else:
-            better = v > y                      # strict: ties keep the first offset, like PyTorch
+            # strict: ties keep the first offset; a NaN wins and propagates (both as in PyTorch)
+            better = (v > y) | xp.isnan(v)
             y = xp.where(better, v, y)
             arg[better] = i * k[1] + j
     return y, arg

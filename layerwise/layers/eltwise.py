@@ -86,7 +86,7 @@ class Eltwise(Layer):
         y = xs[0].copy()
         idx = xp.zeros(y.shape, np.uint8 if len(xs) < 256 else np.int32)
         for k, x in enumerate(xs[1:], 1):
-            bigger = x > y  # strictly: the first maximum keeps the gradient on a tie
+            bigger = (x > y) | xp.isnan(x)  # the first maximum keeps a tie; NaN propagates (torch.maximum)
             y = xp.where(bigger, x, y)
             idx[bigger] = k
         self.save(idx=idx)

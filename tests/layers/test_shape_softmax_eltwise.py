@@ -129,3 +129,12 @@ def test_eltwise_errors():
         Eltwise("mean")
     with pytest.raises(ValueError, match="coeffs apply to op='sum' only"):
         Eltwise("prod", (1, 2))
+
+
+def test_eltwise_max_propagates_nan_like_torch_maximum():
+    from layerwise import Eltwise
+
+    a = np.array([[1.0, np.nan, 3.0]])
+    b = np.array([[2.0, 0.0, np.nan]])
+    y = Eltwise("max").forward(a, b)
+    assert y[0, 0] == 2.0 and np.isnan(y[0, 1]) and np.isnan(y[0, 2])

@@ -12,6 +12,9 @@ GRID = [  # (x shape, kernel, stride, padding, ceil_mode)
     ((1, 2, 7, 7), 2, 2, 0, True),
     ((2, 1, 6, 7), 3, 2, 1, True),
     ((1, 1, 5, 5), 3, 1, 1, False),
+    # ceil_mode with a kernel wider than the (padded) input: one window that starts inside it
+    ((1, 2, 6, 1), 2, (3, 4), 0, True),
+    ((1, 1, 1, 1), 2, 2, 0, True),
 ]
 
 
@@ -55,3 +58,16 @@ def test_global_avgpool_matches_torch(dtype):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 3, 5, 7)).astype(dtype)
     run(torch, GlobalAvgPool2d(), lambda t: torch.nn.functional.adaptive_avg_pool2d(t, 1), x, rng)
+
+
+@pytest.mark.torch
+def test_maxpool_propagates_nan_like_torch():
+    torch = require_torch()
+    x = np.array([[[[1.0, np.nan], [0.0, 2.0]], [[3.0, 1.0], [0.0, 2.0]]]])  # (1, 2, 2, 2)
+    layer = MaxPool2d(2)
+    y = layer.forward(x)
+    ty = torch.nn.functional.max_pool2d(to_torch(x), 2)
+    assert np.isnan(y[0, 0, 0, 0]) and np.isnan(ty[0, 0, 0, 0].item())
+    assert y[0, 1, 0, 0] == ty[0, 1, 0, 0].item() == 3.0
+    dx = layer.backward(np.ones_like(y))
+    assert dx[0, 0, 0, 1] == 1.0 and dx[0, 0].sum() == 1.0  # the gradient goes to the NaN's position
