@@ -145,6 +145,13 @@ class Net(Layer):
         return super().backward(*dys)
 
     def _backward(self, *dys: Array):
+        if dys and len(dys) != len(self.output_names):
+            raise self.error(f"backward() got {len(dys)} gradient(s) for {len(self.output_names)} output(s) "
+                             f"{list(self.output_names)}; pass one per output (None where there is none)")
+        if not any(d is not None for d in dys) and not any(
+                isinstance(n.layer, LossLayer) and n.layer._forwarded for n in self.nodes):
+            raise self.error("backward() with no gradient needs a loss layer in the net; pass the gradient "
+                             f"of each output {list(self.output_names)}, e.g. net.backward(loss.backward())")
         grads: dict[str, Array] = {}
         for b, dy in zip(self.output_names, dys):
             if dy is not None:

@@ -216,3 +216,16 @@ def test_loss_backward_rejects_non_scalar_gradient(rng):
     loss.forward(rng.standard_normal((2, 3)), rng.standard_normal((2, 3)))
     with pytest.raises(LayerError, match="ss.*scalar"):
         loss.backward(np.ones((2, 3)))
+
+
+def test_net_backward_without_gradient_or_loss_is_an_error(rng):
+    net = Sequential(Scale(), Square(), name="chain")
+    net.forward(rng.standard_normal((2, 3)))
+    with pytest.raises(LayerError, match="chain.*loss layer"):
+        net.backward()
+    two = Net(inputs="x", outputs=["a", "b"], name="two")
+    two.add(Square(), inputs="x", outputs="a")
+    two.add(Square(), inputs="x", outputs="b")
+    two.forward(rng.standard_normal((2, 3)))
+    with pytest.raises(LayerError, match="two.*1 gradient.*2 output"):
+        two.backward(np.ones((2, 3)))
