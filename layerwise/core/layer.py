@@ -136,7 +136,10 @@ class Layer:
         shapes = tuple(tuple(x.shape) for x in xs)
         if shapes != self._in_shapes:
             dtype = next((x.dtype for x in xs if x.dtype.kind == "f"), None)
+            was_built = self._built
             self.setup(*shapes, dtype=dtype)
+            if not was_built and get_array_module(*xs) is not np:
+                self.to("gpu")  # fillers draw on the host; a lazily built layer follows its input's device
         self._check_dtype(xs)
         self.cache.clear()
         self._forwarded = False
