@@ -159,7 +159,7 @@ def fast_forward(block, x: Array) -> Array:
     training, keep = block.training, block.cache_enabled
 
     F = xp.empty((Ct, N, H, W), dtype=dt)    # fresh: the output is a view of it (no transpose copy)
-    st.F = F
+    st.F = F if keep else None                # eval: nothing is kept (the caller holds the output)
     _mark(None)
     F[:C0] = x.transpose(1, 0, 2, 3)
     Fm = F.reshape(Ct, M)
@@ -225,6 +225,7 @@ def fast_backward(block, dy: Array) -> Array:
         raise block.error("backward() without a cached fast forward; call forward() in training mode first")
     st.ready = False
     F, hs = st.F, st.hs
+    st.F = None                               # freed with the cache; hs is a buffer reused next step
     Ct, N, H, W = F.shape
     k, L = block.growth_rate, block.num_layers
     C0 = Ct - L * k

@@ -98,6 +98,13 @@ def test_tiny_densenet_bc_on_8x8_digits_trains_a_step(rng):
     assert dx.shape == x.shape
     assert all(np.isfinite(p.grad).all() for p in net.params())
     assert all(not m.cache for m in net.modules())
+    # the fast path keeps its state outside .cache: it must be released after backward too
+    fast = [m for m in net.modules() if getattr(m, "_ran_fast", False)]
+    assert fast, "the default DenseNet-BC should run the fast path"
+    for m in fast:
+        state = getattr(m, "_fast", None)                  # DenseBlock
+        assert state is None or (not state.ready and state.F is None), m
+        assert getattr(m, "_fast_cache", None) is None, m  # Transition
 
 
 def test_tiny_densenet_bc_gradcheck_end_to_end(rng):
