@@ -5,7 +5,7 @@ import math
 from typing import Any
 
 from .. import init as _init
-from ..backend import Array, Shape
+from ..backend import Array, Shape, get_array_module
 from ..core import Layer, register
 
 __all__ = ["Linear"]
@@ -96,5 +96,6 @@ class Linear(Layer):
         dY = dy.reshape(-1, self.out_features)  # (M, out)
         self.weight.grad += dY.T @ X  # (out, K)
         if self.bias is not None:
-            self.bias.grad += dY.sum(axis=0)
+            # float64 accumulator: a float32 column sum over M = N*T rows drifts as M grows
+            self.bias.grad += dY.sum(axis=0, dtype=get_array_module(dY).float64).astype(dY.dtype, copy=False)
         return (dY @ self.weight.data).reshape(self._in_shapes[0])

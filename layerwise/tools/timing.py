@@ -128,18 +128,35 @@ def time_layers(net: Layer, x: Array, iters: int = 10, warmup: int = 1, depth: i
         wrapper = Net(inputs="data", name="timed")
         wrapper.add(net, name=net.name)
         net = wrapper
-    net.train() if backward else net.eval()
     net.setup(tuple(x.shape), dtype=x.dtype if x.dtype.kind == "f" else None)
+    # Timing runs real passes (BN running stats move, Dropout draws, grads accumulate): save what
+    # they change and put it back afterwards, so timing a model does not alter it.
+    modes = [(m, m.training, m.cache_enabled) for m in net.modules()]
+    saved_state = net.state_dict()
+    saved_grads = [p.grad.copy() for p in net.params()]
+    rng_states = [(m, m.rng_state()) for m in net.modules() if hasattr(m, "rng_state")]
+    net.train() if backward else net.eval()
     rng = np.random.default_rng(0)
     xp = get_array_module(x)
     t = _Timer()
-    for i in range(warmup + iters):
-        record = i >= warmup
-        outs = _forward(net, (x,), "", depth, t, record)
-        if backward:
-            dys = tuple(xp.asarray(rng.standard_normal(o.shape).astype(o.dtype)) for o in outs)
-            _backward(net, dys, "", depth, t, record)
-            net.zero_grad()
+    try:
+        for i in range(warmup + iters):
+            record = i >= warmup
+            outs = _forward(net, (x,), "", depth, t, record)
+            if backward:
+                dys = tuple(xp.asarray(rng.standard_normal(o.shape).astype(o.dtype)) for o in outs)
+                _backward(net, dys, "", depth, t, record)
+                net.zero_grad()
+    finally:
+        net.load_state_dict(saved_state)
+        for p, g in zip(net.params(), saved_grads):
+            p.grad[...] = g
+        for m, st in rng_states:
+            m.set_rng_state(st)
+        for m, training, caching in modes:
+            m.training, m.cache_enabled = training, caching
+            m.cache.clear()
+            m._forwarded = False
     return [LayerTime(k, t.types[k], 1e3 * t.fwd.get(k, 0.0) / iters, 1e3 * t.bwd.get(k, 0.0) / iters)
             for k in t.order]
 
