@@ -126,6 +126,7 @@ class BatchNorm1d(_BatchNorm):
     Formulas, params, buffers and caches as BatchNorm2d, with m = N (or N*L).
 
     Shapes: x (N, C) or (N, C, L) -> y of the same shape.
+    Caches: as BatchNorm2d (xhat, the per-channel invstd; nothing in eval mode).
 
     Example:
         >>> import numpy as np

@@ -141,7 +141,9 @@ class CenterLoss(Loss):
         BUFFER (in state_dict, not trained by the solver). Each backward in training mode
         applies  c_j <- c_j - alpha * delta_j,  delta_j = sum_{i: y_i = j} (c_j - x_i) / (1 + n_j),
         n_j the number of samples of class j in the batch (independent of loss_weight and the
-        solver's learning rate). No update in eval mode.
+        solver's learning rate). No update in eval mode. NOTE: this is the one layer whose backward
+        changes state, as in caffe-face; with gradient accumulation (iter_size > 1) the centres move
+        once per backward, not once per solver step. Use alpha=None for solver-driven centres.
       alpha = None: ``centers`` is a PARAM trained by the solver with the true gradient
         dL/dc_j = -sum_{i: y_i = j} (x_i - c_j) / D (scaled by loss_weight).
     Centres start at 0 and are created lazily with the feature dimension.
