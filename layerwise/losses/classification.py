@@ -12,6 +12,7 @@ import numpy as np
 
 from ..backend import Array, Shape, get_array_module
 from ..core.registry import register
+from ..functional.logistic import sigmoid as _sigmoid, softplus
 from ._base import ElementwiseLoss, Loss, as_0d
 
 __all__ = ["SoftmaxCrossEntropyLoss", "CrossEntropyLoss", "SigmoidCrossEntropyLoss", "KLDivLoss"]
@@ -181,13 +182,6 @@ class CrossEntropyLoss(_ClassTargetLoss):
         return self.cache["g"] * (scale / self.cache["div"])
 
 
-def _sigmoid(z: Array) -> Array:
-    """Stable logistic: never exponentiates a positive number."""
-    xp = get_array_module(z)
-    e = xp.exp(-xp.abs(z))
-    return xp.where(z >= 0, 1 / (1 + e), e / (1 + e))
-
-
 @register("loss", "SigmoidCrossEntropyLoss", "binary_cross_entropy_with_logits", "bce_with_logits")
 class SigmoidCrossEntropyLoss(ElementwiseLoss):
     """Binary cross-entropy on logits (Caffe's SigmoidCrossEntropyLoss; PyTorch's
@@ -224,7 +218,7 @@ class SigmoidCrossEntropyLoss(ElementwiseLoss):
 
     def _pointwise(self, z: Array, t: Array, need_grad: bool):
         xp = get_array_module(z)
-        sp_neg = xp.maximum(-z, 0) + xp.log1p(xp.exp(-xp.abs(z)))   # softplus(-z) = -log s(z)
+        sp_neg = softplus(-z)                                        # softplus(-z) = -log s(z)
         s = _sigmoid(z)
         if self.pos_weight is None:
             # -t log s - (1-t) log(1-s) = t softplus(-z) + (1-t)(z + softplus(-z))

@@ -3,16 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..functional.logistic import sigmoid as _sigmoid, softplus as _softplus
+
 __all__ = ["gan_value", "generator_loss", "policy_evaluation", "bellman_error"]
-
-
-def _softplus(u: np.ndarray) -> np.ndarray:
-    return np.maximum(u, 0) + np.log1p(np.exp(-np.abs(u)))
-
-
-def _sigmoid(u: np.ndarray) -> np.ndarray:
-    e = np.exp(-np.abs(u))
-    return np.where(u >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def _weights(w, n):

@@ -8,20 +8,13 @@ unless stated; the value is minimised unless stated (Fisher's ratio is maximised
 from __future__ import annotations
 
 import numpy as np
+
+from ..functional.logistic import sigmoid as _sigmoid, softplus as _softplus
 from scipy import linalg
 
 __all__ = ["perceptron", "fisher_ratio", "lda_directions", "svm_primal", "logistic_regression",
            "softmax_regression", "adaboost_exponential", "adaboost_alpha", "least_squares",
            "ridge_solution", "soft_threshold", "lasso_prox_step", "lasso_ista"]
-
-
-def _softplus(u: np.ndarray) -> np.ndarray:
-    return np.maximum(u, 0) + np.log1p(np.exp(-np.abs(u)))
-
-
-def _sigmoid(u: np.ndarray) -> np.ndarray:
-    e = np.exp(-np.abs(u))
-    return np.where(u >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def perceptron(w: np.ndarray, X: np.ndarray, y: np.ndarray):
