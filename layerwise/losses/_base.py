@@ -51,6 +51,11 @@ class Loss(LossLayer):
         super().__init__(loss_weight=loss_weight, name=name)
         self.reduction = check_reduction(type(self).__name__, reduction, self.reductions)
 
+    def _backward(self, scale: float) -> Array:
+        """The common case: ``_forward`` cached the unreduced gradient ``g`` of the summed loss and
+        the divisor ``div`` of the reduction, so d(scale * loss)/d(pred) = g * scale / div."""
+        return self.cache["g"] * (scale / self.cache["div"])
+
     # ------------------------------------------------------------------ checks
     def check_float(self, x: Array, what: str = "prediction") -> None:
         """A float array without NaN/Inf, else a LayerError naming this loss."""
@@ -147,6 +152,3 @@ class ElementwiseLoss(Loss):
         div = self.divisor(pred.shape)
         self.save(g=g, div=div)
         return as_0d(xp, loss.sum() / div, pred.dtype)
-
-    def _backward(self, scale: float) -> Array:
-        return self.cache["g"] * (scale / self.cache["div"])

@@ -135,9 +135,6 @@ class SoftmaxCrossEntropyLoss(_ClassTargetLoss):
             self.save(g=xp.moveaxis(g, -1, 1), div=div)
         return as_0d(xp, total / div, logits.dtype)
 
-    def _backward(self, scale: float) -> Array:
-        return self.cache["g"] * (scale / self.cache["div"])
-
 
 @register("loss", "CrossEntropyLoss", "MultinomialLogisticLoss", "nll_probs")
 class CrossEntropyLoss(_ClassTargetLoss):
@@ -177,9 +174,6 @@ class CrossEntropyLoss(_ClassTargetLoss):
         if self.cache_enabled:
             self.save(g=xp.moveaxis(-q / pc, -1, 1), div=div)
         return as_0d(xp, total / div, prob.dtype)
-
-    def _backward(self, scale: float) -> Array:
-        return self.cache["g"] * (scale / self.cache["div"])
 
 
 @register("loss", "SigmoidCrossEntropyLoss", "binary_cross_entropy_with_logits", "bce_with_logits")

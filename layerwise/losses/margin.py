@@ -108,9 +108,6 @@ class HingeLoss(Loss):
         self.save(g=g, div=div)
         return as_0d(xp, loss.sum() / div, z.dtype)
 
-    def _backward(self, scale: float) -> Array:
-        return self.cache["g"] * (scale / self.cache["div"])
-
 
 @register("loss", "PerceptronLoss", "perceptron")
 class PerceptronLoss(_BinaryLoss):
