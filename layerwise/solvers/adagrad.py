@@ -43,12 +43,10 @@ class AdaGrad(Solver):
         self.lr_decay = self._check_nonneg("lr_decay", lr_decay)
         self.initial_accumulator_value = self._check_nonneg("initial_accumulator_value", initial_accumulator_value)
         self.eps = self._check_nonneg("eps", eps)
-        for name in self.params:
-            self.buffer("sum", name)[...] = self.initial_accumulator_value
 
     def _update(self, name: str, p: Param, g: Any, lr: float) -> None:
         xp = get_array_module(p.data)
-        h = self.buffer("sum", name)
+        h = self.buffer("sum", name, fill=self.initial_accumulator_value)
         h += g * g
         lr_t = lr / (1.0 + self.iteration * self.lr_decay)
         p.data -= lr_t * g / (xp.sqrt(h) + self.eps)

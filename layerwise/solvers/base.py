@@ -135,13 +135,14 @@ class Solver:
             raise ValueError(f"{self._tag()}: {what} must be a finite number >= 0, got {v!r}")
         return v
 
-    def buffer(self, kind: str, name: str) -> Any:
-        """The buffer ``kind`` of param ``name`` (zeros, created on first use)."""
+    def buffer(self, kind: str, name: str, fill: float = 0.0) -> Any:
+        """The buffer ``kind`` of param ``name``, created on first use (filled with ``fill``) on the
+        device the param lives on then, so a solver built before ``net.to('gpu')`` still works."""
         key = f"{kind}.{name}"
         buf = self.state.get(key)
         if buf is None:
             p = self.params[name]
-            buf = self.state[key] = get_array_module(p.data).zeros_like(p.data)
+            buf = self.state[key] = get_array_module(p.data).full_like(p.data, fill)
         return buf
 
     # ---------------------------------------------------------- learning rate
@@ -170,8 +171,9 @@ class Solver:
         active = [(n, p) for n, p in self.params.items() if p.lr_mult != 0]
         scale = 1.0
         if self.clip_gradients is not None:
-            sq = sum(float((p.grad.astype(np.float64, copy=False) ** 2).sum()) for _, p in active)
-            norm = math.sqrt(sq)
+            # summed on the device, one host sync (not one per param)
+            sq = sum((p.grad.astype(get_array_module(p.grad).float64, copy=False) ** 2).sum() for _, p in active)
+            norm = math.sqrt(float(sq))
             if not math.isfinite(norm):
                 raise FloatingPointError(f"{self._tag()}: the global gradient norm is {norm}; a gradient "
                                          "holds inf/NaN (lower the learning rate or check the loss)")
