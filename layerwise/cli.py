@@ -109,8 +109,7 @@ def _resolve_resume(arg: str, out: str | None, cfg: Any) -> Path:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import default_config_text, load_config
-    from .train.build import build_trainer, resolve_run_dir
-    from .train.trainer import NonFiniteError
+    from .distributed import MPIUnavailableError, init_distributed
 
     overrides = list(args.set or [])
     if args.epochs is not None:
@@ -118,40 +117,76 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         print(default_config_text(load_config(args.config, overrides)), end="")
         return 0
-    resume = None
-    source: Any = args.config
-    if args.resume is not None:
-        probe = load_config(args.config, overrides)
-        resume = _resolve_resume(args.resume, args.out, probe)
-        if args.config is None:  # continue with the config the run was started with
-            from .io import read_checkpoint_meta
+    try:
+        comm = init_distributed(args.distributed)  # MPI under `mpiexec -n N` (N > 1), else one process
+    except MPIUnavailableError as e:
+        raise CLIError(str(e)) from None
+    if not comm.distributed:
+        return _train(args, overrides, comm)
+    try:
+        return _train(args, overrides, comm)
+    except BaseException as e:  # noqa: BLE001 - one rank failed: the others may wait in a collective
+        if getattr(e, "_layerwise_all_ranks", False):  # raised on every rank alike (comm.on_root)
+            raise
+        from .train.trainer import NonFiniteError
 
-            source = read_checkpoint_meta(resume).get("config") or {}
-    cfg = load_config(source, overrides)
-    run_dir = resume.parent if resume is not None and args.out is None else resolve_run_dir(cfg, args.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(default_config_text(cfg))
+        code = (EXIT_NONFINITE if isinstance(e, NonFiniteError) else EXIT_INTERRUPTED
+                if isinstance(e, KeyboardInterrupt) else 1)
+        print(f"error: rank {comm.rank} of {comm.size}: {type(e).__name__}: {e}; stopping all ranks",
+              file=sys.stderr, flush=True)
+        comm.abort(code)
+        raise
+
+
+def _train(args: argparse.Namespace, overrides: list[str], comm: Any) -> int:
+    from .config import default_config_text, load_config
+    from .train.build import build_trainer, resolve_run_dir
+    from .train.trainer import NonFiniteError
+
+    def prepare() -> tuple[Any, Path | None, Path]:  # on rank 0 only: paths, config file and run directory
+        resume = None
+        source: Any = args.config
+        if args.resume is not None:
+            probe = load_config(args.config, overrides)
+            resume = _resolve_resume(args.resume, args.out, probe)
+            if args.config is None:  # continue with the config the run was started with
+                from .io import read_checkpoint_meta
+
+                source = read_checkpoint_meta(resume).get("config") or {}
+        cfg = load_config(source, overrides)
+        run_dir = resume.parent if resume is not None and args.out is None else resolve_run_dir(cfg, args.out)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(default_config_text(cfg))
+        return cfg, resume, run_dir
+
+    cfg, resume, run_dir = comm.on_root(prepare)  # the other ranks get rank 0's config and paths
     _tune_malloc()
     progress = False if args.no_progress else None
-    trainer = build_trainer(cfg, run_dir, progress=progress)
+    trainer = build_trainer(cfg, run_dir, progress=progress, comm=comm)
     n_params = trainer.net.num_params()
-    print(f"layerwise train: {cfg.model.name} ({n_params:,} params) on {cfg.data.name} "
-          f"({len(trainer.train_loader.dataset) if hasattr(trainer.train_loader, 'dataset') else '?'} train images), "
-          f"{cfg.epochs} epochs of {len(trainer.train_loader)} steps, {cfg.solver.name} lr {cfg.solver.lr:g} "
-          f"{cfg.lr_policy.name}; run directory {run_dir}")
+    if comm.is_root:
+        par = (f", data-parallel over {comm.size} processes (global batch {cfg.batch_size} x {comm.size})"
+               if comm.distributed else "")
+        print(f"layerwise train: {cfg.model.name} ({n_params:,} params) on {cfg.data.name} "
+              f"({len(trainer.train_loader.dataset) if hasattr(trainer.train_loader, 'dataset') else '?'} train "
+              f"images), {cfg.epochs} epochs of {len(trainer.train_loader)} steps, {cfg.solver.name} lr "
+              f"{cfg.solver.lr:g} {cfg.lr_policy.name}{par}; run directory {run_dir}", flush=True)
     t0 = time.perf_counter()
     try:
         rows = trainer.fit(resume=resume)
     except NonFiniteError as e:
         print(f"error: {e}", file=sys.stderr)
+        if comm.distributed:
+            comm.abort(EXIT_NONFINITE)
         return EXIT_NONFINITE
     if trainer.interrupted:
         return EXIT_INTERRUPTED
     wall = time.perf_counter() - t0
     last = rows[-1] if rows else {}
     acc = f", validation top-1 {100 * last['val_top1']:.2f}%" if "val_top1" in last else ""
-    print(f"done in {wall:.1f}s{acc}\ncheckpoint: {trainer.last_checkpoint}\n"
-          f"log: {run_dir / 'log.csv'}\ncurves: {run_dir / 'curves.png'}")
+    if comm.is_root:
+        print(f"done in {wall:.1f}s{acc}\ncheckpoint: {trainer.last_checkpoint}\n"
+              f"log: {run_dir / 'log.csv'}\ncurves: {run_dir / 'curves.png'}")
     return 0
 
 
@@ -422,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
             layerwise train my.yaml --set solver.lr=0.05 --set augment.flip=true --epochs 100
             layerwise train --resume auto                    # the newest checkpoint of the newest run
             layerwise train --resume runs/cifar/checkpoint-epoch0010.safetensors --epochs 300
+            mpiexec -n 2 layerwise train my.yaml             # data-parallel over 2 processes (MPI)
         """))
     p.add_argument("config", nargs="?", help="YAML config file (optional; missing keys take their defaults)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -431,6 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="shorthand for --set epochs=N")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one line per epoch)")
     p.add_argument("--print-config", action="store_true", help="print the resulting config as YAML and exit")
+    p.add_argument("--distributed", action=argparse.BooleanOptionalAction, default=None,
+                   help="data-parallel over MPI (default: on when started by mpiexec with more than one process; "
+                   "docs/distributed.md)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("test", help="accuracy and confusion matrix of a checkpoint on a data set",

@@ -129,8 +129,13 @@ def build_policy_from_config(cfg: Config, iters_per_epoch: int) -> Callable[[int
 
 def build_trainer(cfg: Config, run_dir: str | Path, *, progress: bool | None = None,
                   print_fn: Callable[[str], None] = print, on_iteration: Callable | None = None,
-                  checkpoint_ext: str = ".safetensors") -> Any:
-    """Everything the config describes, wired into a Trainer (nothing is trained yet)."""
+                  checkpoint_ext: str = ".safetensors", comm: Any = None) -> Any:
+    """Everything the config describes, wired into a Trainer (nothing is trained yet).
+
+    ``comm`` (a :class:`layerwise.distributed.Communicator` with more than one rank): data-parallel;
+    ``batch_size`` is per rank, so a step uses ``batch_size * comm.size`` samples and an epoch has
+    ``comm.size`` times fewer steps.
+    """
     from ..data import DataLoader
     from ..losses import SoftmaxCrossEntropyLoss
     from ..solvers import build_solver
@@ -141,9 +146,15 @@ def build_trainer(cfg: Config, run_dir: str | Path, *, progress: bool | None = N
     mean, std = channel_stats(train.x) if cfg.augment.normalize else (None, None)
     train_t, eval_t = build_transforms(cfg, train.sample_shape, mean, std)
     prefetch = cfg.data.num_workers > 0
-    train_loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train) > cfg.batch_size,
-                              seed=cfg.seed, transform=train_t, prefetch=prefetch)
-    val_loader = DataLoader(val, batch_size=cfg.eval_batch_size, shuffle=False, drop_last=False, prefetch=prefetch)
+    rank, world = (comm.rank, comm.size) if comm is not None else (0, 1)
+    if len(train) < world:
+        raise ConfigError(f"the training set {train.name!r} has {len(train)} samples, fewer than the {world} "
+                          "data-parallel processes; use fewer processes")
+    train_loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True,
+                              drop_last=len(train) > cfg.batch_size * world, seed=cfg.seed, transform=train_t,
+                              prefetch=prefetch, rank=rank, world_size=world)
+    val_loader = DataLoader(val, batch_size=cfg.eval_batch_size, shuffle=False, drop_last=False, prefetch=prefetch,
+                            rank=rank, world_size=world)
     if len(train_loader) == 0:
         raise ConfigError(f"the training set {train.name!r} has {len(train)} samples: no batch of {cfg.batch_size}")
     net = build_model(cfg.model.name, cfg.model.kwargs, num_classes, cfg.seed)
@@ -165,7 +176,7 @@ def build_trainer(cfg: Config, run_dir: str | Path, *, progress: bool | None = N
                    epochs=cfg.epochs, run_dir=run_dir, eval_transform=eval_t,
                    seed=cfg.seed, checkpoint_every=cfg.checkpoint_every, num_classes=num_classes,
                    input_shape=train.sample_shape, meta=meta, progress=progress, dtype=dtype, print_fn=print_fn,
-                   on_iteration=on_iteration, checkpoint_ext=checkpoint_ext)
+                   on_iteration=on_iteration, checkpoint_ext=checkpoint_ext, comm=comm)
 
 
 def model_from_checkpoint(path: str | Path) -> tuple[Any, dict]:

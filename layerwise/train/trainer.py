@@ -13,6 +13,13 @@ the solver's slots, the iteration (the schedule's whole position), the loader's 
 generator and this epoch's order and position), the augmentation generator and every layer's
 generator (Dropout masks). Restoring them all makes the losses after a resume equal those
 of an uninterrupted run bit for bit (on the same machine and thread count).
+
+Data parallel (``comm`` with more than one rank, docs/distributed.md): every rank runs this same
+loop on its shard of each global batch (the loader's ``rank``/``world_size``); the ranks start
+from rank 0's weights, average their gradients (weighted by their sample counts) before each
+``solver.step()``, and agree on the batch's loss/accuracy and on Ctrl-C with one small allreduce
+per step. Only rank 0 prints, writes logs, curves and checkpoints; a checkpoint also holds every
+rank's generators, so a resume with the same number of ranks continues exactly.
 """
 from __future__ import annotations
 
@@ -27,6 +34,7 @@ import numpy as np
 
 from ..backend import get_array_module, to_numpy
 from ..core import Layer, Net
+from ..distributed.comm import Communicator
 from .logs import CURVES_PNG, EpochLog, plot_curves, progress_enabled
 from .metrics import Average, confusion_matrix, topk_correct
 from .state import generator_state, layer_rng_states, set_generator_state, set_layer_rng_states
@@ -64,6 +72,9 @@ class Trainer:
         dtype: the float dtype batches are cast to (the params' dtype).
         print_fn: where epoch summaries go (default: print).
         on_iteration: optional callback ``f(trainer)`` after every step (tests, custom logging).
+        comm: a :class:`layerwise.distributed.Communicator` (None: one process). With more than
+            one rank the training is data-parallel: give each rank's loaders ``rank`` and
+            ``world_size``; only rank 0 prints and writes files.
 
     Example:
         >>> trainer = Trainer(net, SoftmaxCrossEntropyLoss(), solver, loader, epochs=2,
@@ -78,7 +89,7 @@ class Trainer:
                  num_classes: int | None = None, input_shape: tuple[int, ...] | None = None,
                  meta: dict | None = None, progress: bool | None = None, checkpoint_ext: str = ".safetensors",
                  dtype: Any = np.float32, print_fn: Callable[[str], None] | None = None,
-                 on_iteration: Callable[["Trainer"], None] | None = None) -> None:
+                 on_iteration: Callable[["Trainer"], None] | None = None, comm: Any = None) -> None:
         if epochs < 1:
             raise ValueError(f"Trainer: epochs must be >= 1, got {epochs}")
         if checkpoint_ext not in (".safetensors", ".npz"):
@@ -101,6 +112,13 @@ class Trainer:
         self.dtype = np.dtype(dtype)
         self.print = print_fn or _print_flush  # flushed: epoch lines show up at once in pipes and logs
         self.on_iteration = on_iteration
+        self.comm = comm if comm is not None else Communicator()
+        self.is_root = self.comm.rank == 0
+        if not self.is_root:  # only rank 0 talks
+            self.print, self.progress = _quiet, False
+        self._dp: Any = None  # DataParallel, once the net is built (more than one rank)
+        self._dp_synced = False
+        self._batch_count = 0  # samples of the last step, over all ranks
         # Augmentation has its own stream so that changing the data order never changes the crops.
         self.aug_rng = np.random.default_rng([self.seed, 0xA06])
         self.epoch = 0  # completed epochs
@@ -111,7 +129,8 @@ class Trainer:
         self._epoch_time = 0.0  # seconds of training steps in the current epoch
         self.log = EpochLog(self.run_dir)
         self.last_checkpoint: Path | None = None
-        self._stop = False
+        self._stop = False  # agreed by all ranks (set from _stop_local by the per-step allreduce)
+        self._stop_local = False  # Ctrl-C seen by this process
         self.interrupted = False
 
     # ------------------------------------------------------------------ steps
@@ -131,13 +150,31 @@ class Trainer:
         self.criterion.train()
         logits = self.net.forward(x)
         xp = get_array_module(logits)
+        bad, loss = None, math.nan
         if not bool(xp.isfinite(logits).all()):  # (N, K): cheap, and the loss layer would refuse it
-            raise NonFiniteError(self.diagnose_nonfinite(x, "the logits hold NaN/Inf"))
-        loss = float(self.criterion.forward(logits, y))
-        if not math.isfinite(loss):
-            raise NonFiniteError(self.diagnose_nonfinite(x, f"the training loss is {loss}"))
-        correct = topk_correct(logits, y, 1)
+            bad = "the logits hold NaN/Inf"
+        else:
+            loss = float(self.criterion.forward(logits, y))
+            if not math.isfinite(loss):
+                bad = f"the training loss is {loss}"
+        b = int(y.shape[0])
+        correct = topk_correct(logits, y, 1) if bad is None else 0
+        if self._dp is not None:  # one small allreduce: the batch's loss, accuracy, Ctrl-C, NaN
+            stats = np.array([loss * b if bad is None else 0.0, correct, b, float(self._stop_local),
+                              float(bad is not None)], dtype=np.float64)
+            self.comm.allreduce(stats)
+            if stats[4] > 0 and bad is None:
+                raise NonFiniteError(f"the training loss is not finite on another rank at iteration "
+                                     f"{self.iteration} (rank 0's message names the layer)")
+            if stats[3] > 0:
+                self._stop = True
+        if bad is not None:
+            raise NonFiniteError(self.diagnose_nonfinite(x, bad))
         self.net.backward(self.criterion.backward())
+        if self._dp is not None:
+            self._dp.sync_gradients(weight=b)  # every rank now holds the gradient of the global batch
+            loss, correct, b = float(stats[0] / stats[2]), int(stats[1]), int(stats[2])
+        self._batch_count = b
         self.solver.step()  # lr = policy(solver.iteration)
         self.net.zero_grad()
         self.iteration += 1
@@ -167,7 +204,7 @@ class Trainer:
     def evaluate(self, loader: Any, collect: bool = False) -> dict[str, Any]:
         """Loss, top-1 and (for more than 5 classes) top-5 accuracy over ``loader`` (see ``evaluate``)."""
         return evaluate(self.net, loader, self.criterion, transform=self.eval_transform,
-                        num_classes=self.num_classes, collect=collect, dtype=self.dtype)
+                        num_classes=self.num_classes, collect=collect, dtype=self.dtype, comm=self.comm)
 
     # -------------------------------------------------------------------- fit
     def fit(self, resume: str | Path | None = None) -> list[dict]:
@@ -180,9 +217,14 @@ class Trainer:
         and returns; a second Ctrl-C aborts at once.
         """
         self._ensure_built()
+        if self._dp is not None and not self._dp_synced:
+            self._dp.broadcast()  # every rank starts from rank 0's weights and buffers
+            self._dp.seed_layer_generators(self.seed)  # ... but draws its own Dropout masks and crops
+            self.aug_rng = np.random.default_rng([self.seed, 0xA06, self.comm.rank])
+            self._dp_synced = True
         if resume is not None:
             self.load_checkpoint(resume)
-        self._stop, self.interrupted = False, False
+        self._stop, self._stop_local, self.interrupted = False, False, False
         old = self._install_sigint()
         try:
             while self.epoch < self.epochs:
@@ -215,7 +257,7 @@ class Trainer:
             for xb, yb in self.train_loader:
                 x = self._to_batch(xb, self.train_transform, self.aug_rng)
                 loss, correct = self.train_step(x, yb)
-                b = int(yb.shape[0])
+                b = self._batch_count  # over all ranks
                 images += b
                 self.batch_in_epoch += 1
                 self.losses.append(loss)
@@ -238,6 +280,8 @@ class Trainer:
     def _end_epoch(self) -> None:
         row: dict[str, Any] = {"epoch": self.epoch + 1, "iteration": self.iteration,
                                "train_loss": self._loss_avg.value, "train_acc": self._acc_avg.value}
+        if self._dp is not None:
+            self._dp.broadcast_buffers()  # evaluate (and save) rank 0's BatchNorm running statistics
         if self.val_loader is not None:
             t0 = time.perf_counter()
             res = self.evaluate(self.val_loader)
@@ -251,12 +295,16 @@ class Trainer:
         self.epoch += 1
         self.batch_in_epoch = 0
         self._loss_avg, self._acc_avg, self._epoch_time = Average(), Average(), 0.0
-        self.log.append(row)
+        if self.is_root:
+            self.log.append(row)
+        else:
+            self.log.rows.append(dict(row))
         self.print(_summary_line(row, self.epochs))
         last = self.epoch == self.epochs
         if last or (self.checkpoint_every and self.epoch % self.checkpoint_every == 0):
             self.save_checkpoint()
-            self.plot()
+            if self.is_root:
+                self.plot()
 
     def plot(self) -> Path | None:
         """Redraw ``curves.png`` from the log (returns its path)."""
@@ -271,9 +319,14 @@ class Trainer:
                 raise ValueError("Trainer: the net is not set up yet and input_shape is unknown; pass "
                                  "input_shape=(C, H, W) or run one forward pass first")
             self.net.setup((1, *self.input_shape), dtype=self.dtype)
+        if self.comm.distributed and self._dp is None:
+            from ..distributed import DataParallel
+
+            self._dp = DataParallel(self.net, self.comm)
 
     def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict]:
-        """(tensors, meta) of everything a bit-exact resume needs."""
+        """(tensors, meta) of everything a bit-exact resume needs (collective with several ranks:
+        rank 0 gathers every rank's generators; the rest is rank 0's)."""
         tensors: dict[str, np.ndarray] = {}
         for k, v in self.net.state_dict().items():
             tensors[f"model/{k}"] = _contiguous(v)
@@ -292,10 +345,14 @@ class Trainer:
             "solver": _pack(self.solver.state_dict(), "solver", tensors),
             "loader": _pack(self.train_loader.state_dict(), "loader", tensors),
             "rng": {"augment": generator_state(self.aug_rng), "layers": layer_rng_states(self.net)},
+            "world_size": self.comm.size,
             "running": {"loss": self._loss_avg.state(), "acc": self._acc_avg.state(),
                         "epoch_time": self._epoch_time},
             "history": self.log.rows,
         })
+        if self.comm.distributed:
+            meta["rng"]["ranks"] = self.comm.gather_object(
+                {"augment": meta["rng"]["augment"], "layers": meta["rng"]["layers"]})
         tensors["train/losses"] = np.asarray(self.losses, dtype=np.float64)
         return tensors, meta
 
@@ -305,21 +362,29 @@ class Trainer:
         return self.run_dir / f"checkpoint-{tag}{self.checkpoint_ext}"
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
-        """Write a checkpoint atomically (temporary file + rename); returns its path."""
+        """Write a checkpoint atomically (temporary file + rename); returns its path.
+
+        With several ranks every rank must call it; rank 0 writes.
+        """
         from ..io import save_checkpoint
 
         path = Path(path) if path is not None else self.checkpoint_path()
         tensors, meta = self.checkpoint_state()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(path, tensors, meta)
+        if self.is_root:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_checkpoint(path, tensors, meta)
         self.last_checkpoint = path
         return path
 
     def load_checkpoint(self, path: str | Path) -> dict:
-        """Restore weights, solver, counters, loader and every generator from a checkpoint."""
+        """Restore weights, solver, counters, loader and every generator from a checkpoint.
+
+        With several ranks every rank must call it: rank 0 reads the file and hands its contents
+        to the others (the file need only exist where rank 0 runs).
+        """
         from ..io import load_checkpoint, unpack_state
 
-        tensors, meta = load_checkpoint(path)
+        tensors, meta = self.comm.on_root(lambda: load_checkpoint(path))
         if meta.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{path}: not a training checkpoint of this version (format {meta.get('format')!r}, "
                              f"expected {CHECKPOINT_FORMAT!r}); weights-only files can be loaded with "
@@ -333,8 +398,12 @@ class Trainer:
                              "the run was started with") from None
         self.solver.load_state_dict(unpack_state(meta["solver"], tensors))
         self.train_loader.load_state_dict(unpack_state(meta["loader"], tensors))
-        set_generator_state(self.aug_rng, meta["rng"]["augment"])
-        set_layer_rng_states(self.net, meta["rng"]["layers"])
+        rng = meta["rng"]
+        ranks = rng.get("ranks")
+        if ranks and len(ranks) == self.comm.size:  # this rank's own generators
+            rng = ranks[self.comm.rank]
+        set_generator_state(self.aug_rng, rng["augment"])
+        set_layer_rng_states(self.net, rng["layers"])
         self.epoch, self.iteration = int(meta["epoch"]), int(meta["iteration"])
         self.batch_in_epoch = int(meta["batch_in_epoch"])
         run = meta.get("running", {})
@@ -343,7 +412,8 @@ class Trainer:
         self._epoch_time = float(run.get("epoch_time", 0.0))
         self.losses = [float(v) for v in tensors.get("train/losses", np.zeros(0))]
         self.log = EpochLog(self.run_dir, meta.get("history", []))
-        self.log.write()  # drop rows written after this checkpoint by an earlier attempt
+        if self.is_root:
+            self.log.write()  # drop rows written after this checkpoint by an earlier attempt
         if self.epoch > self.epochs:
             raise ValueError(f"{path}: the checkpoint is at epoch {self.epoch}, past epochs={self.epochs}; "
                              "raise epochs to train further")
@@ -354,9 +424,11 @@ class Trainer:
     # ----------------------------------------------------------------- SIGINT
     def request_stop(self, *_: Any) -> None:
         """Ask the loop to stop after the current step, save a checkpoint and return (the SIGINT handler)."""
-        if self._stop:  # second Ctrl-C: give up at once
+        if self._stop_local:  # second Ctrl-C: give up at once
             raise KeyboardInterrupt
-        self._stop = True
+        self._stop_local = True
+        if not self.comm.distributed:  # several ranks agree on it at the next step's allreduce
+            self._stop = True
         self.print("\nCtrl-C: finishing this step and saving a checkpoint (press Ctrl-C again to abort)")
 
     def _install_sigint(self) -> Any:
@@ -371,6 +443,10 @@ class Trainer:
 
 def _print_flush(text: str) -> None:
     print(text, flush=True)
+
+
+def _quiet(text: str) -> None:
+    pass
 
 
 def _contiguous(v: Any) -> np.ndarray:
@@ -389,7 +465,8 @@ def _pack(state: dict, prefix: str, tensors: dict[str, np.ndarray]) -> Any:
 
 
 def evaluate(net: Layer, loader: Any, criterion: Layer | None = None, *, transform: Callable | None = None,
-             num_classes: int | None = None, collect: bool = False, dtype: Any = np.float32) -> dict[str, Any]:
+             num_classes: int | None = None, collect: bool = False, dtype: Any = np.float32,
+             comm: Any = None) -> dict[str, Any]:
     """Loss, top-1 and (for more than 5 classes) top-5 accuracy of ``net`` over ``loader``, in eval mode.
 
     Args:
@@ -399,10 +476,16 @@ def evaluate(net: Layer, loader: Any, criterion: Layer | None = None, *, transfo
         transform: ``t(x, None) -> x`` per batch (normalisation).
         num_classes: K (top-5 is reported when K > 5 or unknown; confusion needs K).
         collect: also return ``pred``, ``labels`` and the ``confusion`` matrix (rows: true class).
+        comm: with more than one rank, each rank evaluates its shard of ``loader`` (a loader with
+            ``rank``/``world_size``) and the sums of loss, correct counts and samples are
+            allreduced, so every rank returns the metrics over the whole set (collect: not allowed).
 
     Returns:
         ``{"loss", "top1", ["top5"], "n", [...collected]}``.
     """
+    distributed = comm is not None and comm.size > 1
+    if distributed and collect:
+        raise ValueError("evaluate: collect=True gathers predictions of one process; evaluate on one rank")
     was_training = net.training
     net.eval()
     if criterion is not None:
@@ -413,10 +496,12 @@ def evaluate(net: Layer, loader: Any, criterion: Layer | None = None, *, transfo
     k = num_classes
     try:
         for xb, yb in loader:
+            b = int(yb.shape[0])
+            if b == 0:  # a rank's empty share of a short last batch
+                continue
             x = transform(xb, None) if transform is not None else xb
             x = x if x.dtype == dtype else x.astype(dtype)
             logits = net.forward(x)
-            b = int(yb.shape[0])
             if criterion is not None:
                 loss += float(criterion.forward(logits, yb)) * b
             top1 += topk_correct(logits, yb, 1)
@@ -430,6 +515,10 @@ def evaluate(net: Layer, loader: Any, criterion: Layer | None = None, *, transfo
         net.train(was_training)
         if criterion is not None:
             criterion.train()
+    if distributed:
+        sums = np.array([loss, top1, top5, n], dtype=np.float64)
+        comm.allreduce(sums)
+        loss, top1, top5, n = float(sums[0]), int(sums[1]), int(sums[2]), int(sums[3])
     if n == 0:
         raise ValueError("evaluate: the loader yielded no batches; check the data set and batch size")
     out: dict[str, Any] = {"top1": top1 / n, "n": n}
