@@ -11,25 +11,26 @@ from typing import Any
 import numpy as np
 
 
-def _to_json(v: Any) -> Any:
+def to_jsonable(v: Any) -> Any:
+    """Plain JSON types from NumPy arrays/scalars inside nested dicts and lists (generator states)."""
     if isinstance(v, np.ndarray):
         return {"__ndarray__": v.tolist(), "dtype": v.dtype.str}
     if isinstance(v, dict):
-        return {str(k): _to_json(x) for k, x in v.items()}
+        return {str(k): to_jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_to_json(x) for x in v]
+        return [to_jsonable(x) for x in v]
     if isinstance(v, np.generic):
         return v.item()
     return v
 
 
-def _from_json(v: Any) -> Any:
+def from_jsonable(v: Any) -> Any:
     if isinstance(v, dict):
         if "__ndarray__" in v:
             return np.asarray(v["__ndarray__"], dtype=np.dtype(v["dtype"]))
-        return {k: _from_json(x) for k, x in v.items()}
+        return {k: from_jsonable(x) for k, x in v.items()}
     if isinstance(v, list):
-        return [_from_json(x) for x in v]
+        return [from_jsonable(x) for x in v]
     return v
 
 
@@ -43,7 +44,7 @@ def rng_state(gen: np.random.Generator) -> dict[str, Any]:
     """
     if not isinstance(gen, np.random.Generator):
         raise TypeError(f"rng_state: expected a numpy.random.Generator, got {type(gen).__name__}")
-    return _to_json(gen.bit_generator.state)
+    return to_jsonable(gen.bit_generator.state)
 
 
 def set_rng_state(gen: np.random.Generator, state: dict[str, Any]) -> None:
@@ -61,9 +62,9 @@ def set_rng_state(gen: np.random.Generator, state: dict[str, Any]) -> None:
         raise ValueError(f"set_rng_state: the state is for {got!r} but the generator uses {name}; "
                          "create the generator with the same bit generator before restoring")
     try:
-        gen.bit_generator.state = _from_json(state)
+        gen.bit_generator.state = from_jsonable(state)
     except (TypeError, ValueError, KeyError) as e:
         raise ValueError(f"set_rng_state: malformed {name} state ({e})") from None
 
 
-__all__ = ["rng_state", "set_rng_state"]
+__all__ = ["rng_state", "set_rng_state", "to_jsonable", "from_jsonable"]

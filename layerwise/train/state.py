@@ -11,6 +11,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..core import Layer
+from ..io.rng import from_jsonable, rng_state as generator_state, set_rng_state as set_generator_state
+from ..io.rng import to_jsonable as jsonable
 
 
 def named_modules(layer: Layer, prefix: str = "") -> Iterator[tuple[str, Layer]]:
@@ -18,37 +20,6 @@ def named_modules(layer: Layer, prefix: str = "") -> Iterator[tuple[str, Layer]]
     yield prefix.rstrip("."), layer
     for name, child in layer.children().items():
         yield from named_modules(child, f"{prefix}{name}.")
-
-
-def jsonable(x: Any) -> Any:
-    """Plain JSON types from NumPy scalars/arrays and nested containers (rng states)."""
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return {"__ndarray__": x.tolist(), "dtype": str(x.dtype)}
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
-
-
-def from_jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        if "__ndarray__" in x:
-            return np.asarray(x["__ndarray__"], dtype=x["dtype"])
-        return {k: from_jsonable(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [from_jsonable(v) for v in x]
-    return x
-
-
-def generator_state(gen: np.random.Generator) -> dict:
-    return jsonable(gen.bit_generator.state)
-
-
-def set_generator_state(gen: np.random.Generator, state: dict) -> None:
-    gen.bit_generator.state = from_jsonable(state)
 
 
 def layer_rng_states(net: Layer) -> dict[str, Any]:
