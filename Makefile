@@ -30,7 +30,7 @@ demo: $(RUNTIME)
 	$(BIN)/python examples/mlp_digits.py
 
 test: $(TESTDEPS)
-	$(BIN)/python -m pytest -q -n 2 tests
+	$(BIN)/python -m pytest -q -n 2 --doctest-modules layerwise tests
 
 bench: $(TESTDEPS)
 	$(BIN)/python benchmarks/bench_densenet.py
