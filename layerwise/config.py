@@ -349,6 +349,12 @@ def load_config(source: str | Path | dict | None = None, overrides: list[str] | 
             raise ConfigError(f"config file {str(path)!r}: expected a mapping of keys at the top level, got {type(raw).__name__}")
     raw = _hoist_caffe_solver(dict(raw))
     raw = apply_overrides(raw, overrides or [])
+    model = raw.get("model")
+    if isinstance(model, dict) and "name" in model and "kwargs" not in model \
+            and model["name"] != ModelConfig.name:
+        # the default kwargs belong to the default model (DenseNet-BC depth/growth): another model
+        # named without kwargs gets its own builder's defaults, not DenseNet's arguments
+        raw["model"] = {**model, "kwargs": {}}
     return validate(_fill(Config, raw, ""), check_registries=check_registries)
 
 

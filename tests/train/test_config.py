@@ -88,3 +88,12 @@ def test_bad_overrides_and_files(tmp_path):
     lst.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(lst)
+
+
+def test_naming_another_model_drops_the_default_models_kwargs():
+    cfg = load_config(None, ["model.name=lenet"])
+    assert cfg.model.name == "lenet" and cfg.model.kwargs == {}
+    cfg = load_config(None, ["model.name=resnet20", "model.kwargs={num_classes: 10}"])
+    assert cfg.model.kwargs == {"num_classes": 10}
+    assert load_config(None, ["model.kwargs={depth: 100}"]).model.kwargs == {"depth": 100}
+    assert load_config(None).model.kwargs == {"depth": 40, "growth_rate": 12}
