@@ -69,6 +69,18 @@ class L1Loss(ElementwiseLoss):
         return xp.abs(d), xp.sign(d) if need_grad else None
 
 
+def _smooth_l1(d: Array, beta: float, need_grad: bool):
+    """Pointwise smooth L1 of d and its derivative: 0.5 d^2 / beta inside |d| < beta, |d| - beta/2 outside."""
+    xp = get_array_module(d)
+    a = xp.abs(d)
+    if beta == 0:
+        return a, xp.sign(d) if need_grad else None
+    quad = a < beta
+    loss = xp.where(quad, (0.5 / beta) * d * d, a - 0.5 * beta)
+    g = xp.where(quad, d / beta, xp.sign(d)) if need_grad else None
+    return loss, g
+
+
 @register("loss", "SmoothL1Loss", "smooth_l1")
 class SmoothL1Loss(ElementwiseLoss):
     """Smooth L1 of Fast R-CNN (PyTorch's ``smooth_l1_loss``).
@@ -91,16 +103,7 @@ class SmoothL1Loss(ElementwiseLoss):
         self.beta = float(beta)
 
     def _pointwise(self, pred: Array, target: Array, need_grad: bool):
-        xp = get_array_module(pred)
-        d = pred - target
-        a = xp.abs(d)
-        b = self.beta
-        if b == 0:
-            return a, xp.sign(d) if need_grad else None
-        quad = a < b
-        loss = xp.where(quad, (0.5 / b) * d * d, a - 0.5 * b)
-        g = xp.where(quad, d / b, xp.sign(d)) if need_grad else None
-        return loss, g
+        return _smooth_l1(pred - target, self.beta, need_grad)
 
 
 @register("loss", "HuberLoss", "huber")
@@ -122,11 +125,5 @@ class HuberLoss(ElementwiseLoss):
         self.delta = float(delta)
 
     def _pointwise(self, pred: Array, target: Array, need_grad: bool):
-        xp = get_array_module(pred)
-        d = pred - target
-        a = xp.abs(d)
-        k = self.delta
-        quad = a <= k
-        loss = xp.where(quad, 0.5 * d * d, k * (a - 0.5 * k))
-        g = xp.where(quad, d, k * xp.sign(d)) if need_grad else None
-        return loss, g
+        loss, g = _smooth_l1(pred - target, self.delta, need_grad)   # Huber(delta) = delta * SmoothL1(delta)
+        return self.delta * loss, (self.delta * g if need_grad else None)
