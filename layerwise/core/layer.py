@@ -61,6 +61,7 @@ class Layer:
         self._out_shape: Any = None
         self._rng: np.random.Generator | None = None
         self._forwarded = False
+        self.propagate_down: tuple[bool, ...] | None = None
 
     # ------------------------------------------------------------------ naming
     def __repr__(self) -> str:
@@ -121,6 +122,11 @@ class Layer:
         return self._built
 
     @property
+    def in_shapes(self) -> tuple[Shape, ...] | None:
+        """The input shapes of the last ``setup`` (None before it)."""
+        return self._in_shapes
+
+    @property
     def rng(self) -> np.random.Generator:
         if self._rng is None:
             self._rng = np.random.default_rng(0)
@@ -170,6 +176,20 @@ class Layer:
         finally:
             self.cache.clear()
             self._forwarded = False
+
+    def needs_input_grad(self, i: int = 0) -> bool:
+        """Whether ``backward`` must return the gradient of input ``i`` (Caffe's ``propagate_down``).
+
+        A Net sets ``propagate_down`` on each of its layers before back-propagating: an input
+        needs no gradient when nothing upstream of it is trained (the images, a frozen stem).
+        ``None`` (a layer used on its own) means every input needs one.
+        """
+        pd = self.propagate_down
+        return True if pd is None else bool(pd[i])
+
+    def needs_param_grads(self) -> bool:
+        """Whether any param of this layer (or its children) needs a gradient."""
+        return any(p.needs_grad for p in self.params())
 
     def _forward(self, *xs: Array):
         raise NotImplementedError(f"{type(self).__name__} must implement _forward")

@@ -10,15 +10,36 @@ A layer may only read blobs that exist when it is added, so the order of ``add``
 topological order: forward runs it front to back, backward back to front. A blob read
 by several layers receives the SUM of their gradients (Caffe's split layer, micrograd's
 ``+=``); this is what DenseNet's concatenations rely on.
+
+Execution. ``setup`` (shapes only) also makes the *plan*: the fusion pass
+(``core/fusion.py``) replaces runs of adjacent layers such as BatchNorm2d + ReLU by one
+fused layer over the same params, so a network composed of public layers runs fast
+without being written differently; ``Net(fuse=False)`` or ``net.set_fusion(False)``
+runs every layer on its own (the readable reference the fused forms are tested against),
+and ``net.fusion_report`` says what was fused and what was not, and why.
+
+Gradients are computed only where someone needs them (Caffe's ``propagate_down``): before
+back-propagating, the Net marks each blob whose gradient leads to a trained param or to a
+net input that needs one, tells each layer which of its inputs need gradients
+(``Layer.propagate_down``) and skips layers behind which nothing is trained.
+
+Hooks. ``with net.hooks(h):`` calls ``h.before_forward / after_forward / before_backward /
+after_backward(path, step, arrays)`` around every step, nested Nets included (``depth``
+levels): per-layer timing, NaN/Inf diagnosis and profiling all use this one walk.
 """
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from ..backend import Array, Shape, get_array_module
+from ..functional.workspace import Workspace
+from . import fusion
+from .fusion import Step
 from .layer import Layer, LossLayer
 
 
@@ -28,6 +49,20 @@ class Node:
     layer: Layer
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+
+
+class NetHook:
+    """Base class of Net hooks: override the calls you need (each gets the step's dotted
+    ``path``, the ``Step`` and a tuple of arrays; ``leaf`` is False for a nested Net whose own
+    steps are reported too)."""
+
+    def before_forward(self, path: str, step: Step, xs: tuple, leaf: bool) -> None: ...
+
+    def after_forward(self, path: str, step: Step, ys: tuple, leaf: bool) -> None: ...
+
+    def before_backward(self, path: str, step: Step, dys: tuple, leaf: bool) -> None: ...
+
+    def after_backward(self, path: str, step: Step, dxs: tuple, leaf: bool) -> None: ...
 
 
 def _names(x: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -44,6 +79,10 @@ def _as_tuple(y: Any, n: int) -> tuple:
     return (y,) + (None,) * (n - 1)
 
 
+def _fusion_default() -> bool:
+    return os.environ.get("LAYERWISE_NO_FUSION", "") in ("", "0")
+
+
 class Net(Layer):
     """A graph of layers. A Net is itself a Layer (it can be a node of another Net).
 
@@ -52,12 +91,14 @@ class Net(Layer):
         outputs: names of the blobs ``forward`` returns (default: the outputs of the
             last layer added).
         seed: seed of the generator the fillers draw from when the net is set up.
+        fuse: run the fused forms of adjacent layers (default; ``LAYERWISE_NO_FUSION=1``
+            switches it off everywhere).
     """
 
     num_inputs = None
 
     def __init__(self, inputs: str | Sequence[str] = ("data",), outputs: str | Sequence[str] | None = None,
-                 *, seed: int = 0, name: str | None = None) -> None:
+                 *, seed: int = 0, fuse: bool | None = None, name: str | None = None) -> None:
         super().__init__(name=name or "net")
         self.input_names = _names(inputs)
         self._output_names = _names(outputs)
@@ -65,6 +106,11 @@ class Net(Layer):
         self._produced = set(self.input_names)
         self.seed = seed
         self.blob_shapes: dict[str, Shape] = {}
+        self.fuse = _fusion_default() if fuse is None else bool(fuse)
+        self._steps: list[Step] | None = None
+        self.fusion_report: list[str] = []
+        self._hooks: list[tuple[Any, int | None, str]] = []
+        self.workspace = Workspace()    # scratch of the fused layers of this Net (they run one at a time)
 
     # ----------------------------------------------------------------- wiring
     def add(self, layer: Layer, inputs: str | Sequence[str] | None = None,
@@ -88,6 +134,7 @@ class Net(Layer):
         self.nodes.append(Node(name, layer, ins, outs))
         self._produced.update(outs)
         self._in_shapes = None
+        self._steps = None
         return layer
 
     @property
@@ -124,64 +171,155 @@ class Net(Layer):
         self._in_shapes = tuple(shapes[b] for b in self.input_names)
         outs = tuple(shapes[b] for b in self.output_names)
         self._out_shape = outs[0] if len(outs) == 1 else outs
+        self._steps = None                       # re-planned on the next forward
         return self._out_shape
 
     def _check_dtype(self, xs) -> None:  # children check their own inputs
         return None
 
+    # ----------------------------------------------------------------- the plan
+    @property
+    def steps(self) -> list[Step]:
+        """What forward runs, in order: one Step per fused run of nodes or unfused node."""
+        if self._steps is None:
+            self._steps, self.fusion_report = fusion.plan(self.nodes, self.output_names, self.fuse)
+            for step in self._steps:
+                if step.fused and isinstance(getattr(step.layer, "workspace", None), Workspace):
+                    step.layer.workspace = self.workspace
+        return self._steps
+
+    def set_fusion(self, enabled: bool) -> "Net":
+        """Turn the fusion pass on or off for this Net and every Net inside it."""
+        for m in self.modules():
+            if isinstance(m, Net):
+                m.fuse = bool(enabled)
+                m._steps = None
+        return self
+
+    def eval(self, grad: bool = False) -> "Layer":
+        """Inference mode; also frees the fused layers' training scratch (inference keeps none)."""
+        for m in self.modules():
+            if isinstance(m, Net):
+                m.workspace.clear()
+        return super().eval(grad)
+
+    # -------------------------------------------------------------------- hooks
+    @contextlib.contextmanager
+    def hooks(self, *hooks: Any, depth: int | None = None) -> Iterator["Net"]:
+        """Call ``hooks`` around every step while the block runs; nested Nets are entered
+        ``depth`` levels deep (None: all), and their steps are reported with dotted paths."""
+        added = [(h, depth, "") for h in hooks]
+        self._hooks = self._hooks + added
+        try:
+            yield self
+        finally:
+            self._hooks = [h for h in self._hooks if h not in added]
+
+    def _child_hooks(self, step: Step, prefix: str) -> list:
+        return [(h, None if d is None else d - 1, f"{p}{prefix}{step.name}.") for h, d, p in self._hooks
+                if d is None or d > 0]
+
+    def _call_hooks(self, what: str, step: Step, arrays: tuple, leaf_of: dict) -> None:
+        for h, d, p in self._hooks:
+            fn = getattr(h, what, None)
+            if fn is not None:
+                fn(p + step.name, step, arrays, leaf_of[id(h)])
+
+    def _run(self, step: Step, fn, args):
+        """Run ``fn(*args)`` for ``step``; a nested Net inherits the hooks that reach into it."""
+        layer = step.layer
+        if not self._hooks or not isinstance(layer, Net):
+            return fn(*args)
+        inherited = self._child_hooks(step, "")
+        saved = layer._hooks
+        layer._hooks = saved + inherited
+        try:
+            return fn(*args)
+        finally:
+            layer._hooks = saved
+
+    def _leaf(self, step: Step) -> dict:
+        is_net = isinstance(step.layer, Net)
+        return {id(h): not (is_net and (d is None or d > 0)) for h, d, _ in self._hooks}
+
     # ------------------------------------------------------------ compute phase
     def _forward(self, *xs: Array):
         blobs: dict[str, Array] = dict(zip(self.input_names, xs))
-        for node in self.nodes:
-            ys = node.layer.forward(*[blobs[b] for b in node.inputs])
-            for b, y in zip(node.outputs, _as_tuple(ys, len(node.outputs))):
+        hooked = bool(self._hooks)
+        for step in self.steps:
+            ins = [blobs[b] for b in step.inputs]
+            if hooked:
+                leaf = self._leaf(step)
+                self._call_hooks("before_forward", step, tuple(ins), leaf)
+                ys = self._run(step, step.layer.forward, ins)
+                self._call_hooks("after_forward", step, _as_tuple(ys, len(step.outputs)), leaf)
+            else:
+                ys = step.layer.forward(*ins)
+            for b, y in zip(step.outputs, _as_tuple(ys, len(step.outputs))):
                 blobs[b] = y
         outs = tuple(blobs[b] for b in self.output_names)
         return outs[0] if len(outs) == 1 else outs
 
     def backward(self, *dys: Array):
         """Back-propagate. With no arguments, every loss layer in the net starts with its
-        ``loss_weight``; otherwise ``dys`` are the gradients of the net's outputs."""
+        ``loss_weight``; otherwise ``dys`` are the gradients of the net's outputs. Returns the
+        gradient of each input (None for an input that needs none: see ``propagate_down``)."""
         return super().backward(*dys)
+
+    def _mark_needed(self) -> dict[str, bool]:
+        """Which blobs need a gradient; sets each step layer's ``propagate_down``."""
+        need = {b: self.needs_input_grad(i) for i, b in enumerate(self.input_names)}
+        for step in self.steps:
+            prop = tuple(need.get(b, False) for b in step.inputs)
+            step.layer.propagate_down = prop
+            out = any(prop) or any(n.layer.needs_param_grads() for n in step.nodes)
+            for b in step.outputs:
+                need[b] = out
+        return need
 
     def _backward(self, *dys: Array):
         if dys and len(dys) != len(self.output_names):
             raise self.error(f"backward() got {len(dys)} gradient(s) for {len(self.output_names)} output(s) "
                              f"{list(self.output_names)}; pass one per output (None where there is none)")
+        steps = self.steps
         if not any(d is not None for d in dys) and not any(
-                isinstance(n.layer, LossLayer) and n.layer._forwarded for n in self.nodes):
+                isinstance(s.layer, LossLayer) and s.layer._forwarded for s in steps):
             raise self.error("backward() with no gradient needs a loss layer in the net; pass the gradient "
                              f"of each output {list(self.output_names)}, e.g. net.backward(loss.backward())")
+        need = self._mark_needed()
         grads: dict[str, Array] = {}
         for b, dy in zip(self.output_names, dys):
             if dy is not None:
                 grads[b] = dy
-        for node in reversed(self.nodes):
-            layer = node.layer
+        hooked = bool(self._hooks)
+        for step in reversed(steps):
+            layer = step.layer
             if not layer._forwarded:
                 continue
-            douts = [grads.get(b) for b in node.outputs]
-            if isinstance(layer, LossLayer):
-                dxs = layer.backward(douts[0])  # None: start with loss_weight
-            elif all(d is None for d in douts):
+            douts = [grads.get(b) for b in step.outputs]
+            if not isinstance(layer, LossLayer) and (all(d is None for d in douts)
+                                                      or not any(need[b] for b in step.outputs)):
                 layer.cache.clear()
                 layer._forwarded = False
                 continue
+            if not isinstance(layer, LossLayer) and any(d is None for d in douts):
+                ref = next(d for d in douts if d is not None)   # some outputs unused downstream: zero grads
+                xp = get_array_module(ref)
+                douts = [d if d is not None else xp.zeros(self.blob_shapes[b], ref.dtype)
+                         for d, b in zip(douts, step.outputs)]
+            args = douts[:1] if isinstance(layer, LossLayer) else douts
+            if hooked:
+                leaf = self._leaf(step)
+                self._call_hooks("before_backward", step, tuple(args), leaf)
+                dxs = self._run(step, layer.backward, args)
+                self._call_hooks("after_backward", step, _as_tuple(dxs, len(step.inputs)), leaf)
             else:
-                if any(d is None for d in douts):  # some outputs unused downstream: zero grads
-                    ref = next(d for d in douts if d is not None)
-                    xp = get_array_module(ref)
-                    douts = [d if d is not None else xp.zeros(self.blob_shapes[b], ref.dtype)
-                             for d, b in zip(douts, node.outputs)]
-                dxs = layer.backward(*douts)
-            for b, dx in zip(node.inputs, _as_tuple(dxs, len(node.inputs))):
-                if dx is None:
+                dxs = layer.backward(*args)
+            for b, dx in zip(step.inputs, _as_tuple(dxs, len(step.inputs))):
+                if dx is None or not need.get(b, False):
                     continue
-                if b in grads:
-                    grads[b] = grads[b] + dx  # fan-out: a blob read twice gets the sum
-                else:
-                    grads[b] = dx
-        dins = tuple(grads.get(b) for b in self.input_names)
+                grads[b] = grads[b] + dx if b in grads else dx   # fan-out: a blob read twice gets the sum
+        dins = tuple(grads.get(b) if need[b] else None for b in self.input_names)
         return dins[0] if len(dins) == 1 else dins
 
     # ----------------------------------------------------------------- helpers
@@ -202,8 +340,8 @@ class Sequential(Net):
     (``0.weight``) match PyTorch's and weights move between the two by name.
     """
 
-    def __init__(self, *layers: Layer, seed: int = 0, name: str | None = None) -> None:
-        super().__init__(inputs=("x",), seed=seed, name=name or "sequential")
+    def __init__(self, *layers: Layer, seed: int = 0, fuse: bool | None = None, name: str | None = None) -> None:
+        super().__init__(inputs=("x",), seed=seed, fuse=fuse, name=name or "sequential")
         for layer in layers:
             self.append(layer)
 

@@ -16,9 +16,12 @@ class Param:
         name: short name inside its layer (``weight``, ``bias``).
         lr_mult: per-param multiplier of the learning rate (Caffe's ParamSpec).
         decay_mult: per-param multiplier of the weight decay.
+        requires_grad: False freezes the param (PyTorch's flag): layers then compute no
+            gradient for it, and a Net skips the backward of layers whose inputs and params
+            need none (Caffe's ``propagate_down`` / ``param_propagate_down``).
     """
 
-    __slots__ = ("data", "grad", "name", "lr_mult", "decay_mult")
+    __slots__ = ("data", "grad", "name", "lr_mult", "decay_mult", "requires_grad")
 
     def __init__(self, data: Any, name: str = "", lr_mult: float = 1.0, decay_mult: float = 1.0):
         xp = get_array_module(data)
@@ -27,6 +30,12 @@ class Param:
         self.name = name
         self.lr_mult = float(lr_mult)
         self.decay_mult = float(decay_mult)
+        self.requires_grad = True
+
+    @property
+    def needs_grad(self) -> bool:
+        """Whether backward must compute this param's gradient: not frozen, and lr_mult != 0."""
+        return self.requires_grad and self.lr_mult != 0
 
     @property
     def shape(self) -> tuple[int, ...]:

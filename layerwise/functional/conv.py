@@ -13,20 +13,33 @@ Backward (docs/convolution.md derives both forms)::
     dW[o, c, i, j] = sum_{n, h, w} dy[n, o, h, w] * xpad[n, c, h*sh + i*dh, w*sw + j*dw]
     dx             = crop(full correlation of the stride-dilated, zero-padded dy with rot180(W))
 
-Four code paths, chosen by ``impl`` and the geometry, all giving the same numbers:
+Code paths, chosen by ``impl`` and the geometry, all giving the same numbers:
 
-* ``"gemm"`` (default), 1x1 kernel, stride 1, no padding, groups 1: a plain batched GEMM,
-  ``y[n] = W (O, C) @ x[n] (C, H*W)``; no im2col at all.
-* ``"gemm"``, stride 1, groups 1: shifted GEMMs over the padded input flattened in a
-  channels-first layout ``X (C, N*Hp*Wp)``. The tap (i, j) of the kernel reads X shifted by
-  ``i*dh*Wp + j*dw`` columns, so ``Y = sum_ij W_ij @ X[:, off_ij : off_ij + L]``: kh*kw
-  GEMMs on column slices, no kh*kw-times larger column matrix. Outputs that would wrap
-  around a row or an image are computed and thrown away (the padded border only).
-* ``"gemm"`` otherwise (stride > 1, groups > 1, depthwise): im2col + one batched GEMM,
-  ``Y = K X``, ``dK = dY X^T``, ``dX = col2im(K^T dY)`` (the seed's second derivation).
+* ``"gemm"`` (default, groups 1) works in the channels-first layout ``X (C, N, H, W)``, seen
+  as the matrix ``X (C, M)``, M = N*H*W (``layout.to_cnhw``: free when x is the NCHW view of a
+  channels-first array, which is what every layer of this kind returns, so a chain of layers
+  pays no transposes). The output is returned the same way: an NCHW view of ``Y (O, N, Ho, Wo)``.
+
+  - 1x1 kernel, no padding: ``Y = W (O, C) @ X (C, M)``, one GEMM (stride s: X subsampled first).
+  - stride 1 (any kernel, padding, dilation): "flat shifted" form. X is zero-padded and
+    flattened to ``Xp (C, Np)``, Np = N*Hp*Wp; the tap (i, j) reads Xp shifted by
+    ``off_ij = i*dh*Wp + j*dw`` columns. Forward: the kh*kw shifted slices are contiguous,
+    so they stack into ``cols (kh*kw*C, L)`` by plain copies and ``Y = Wk (O, kh*kw*C) @ cols``
+    is one GEMM (or, when O is much smaller than C, ``Z = Wt (kh*kw*O, C) @ Xp`` and kh*kw
+    shifted sums of O rows). Backward needs no cols: ``D (kh*kw*O, Np)`` stacks the shifted
+    copies of the padded dy, then ``dWt = D @ Xp^T`` and ``dXp = Wt^T @ D`` are two GEMMs.
+    Outputs that would wrap around a row or an image are computed and dropped (the border).
+  - otherwise (stride > 1): im2col in the channels-first layout, ``cols (C*kh*kw, M)`` by
+    kh*kw strided copies, ``Y = K @ cols``; backward ``dK = dY cols^T``, ``dcols = K^T dY``
+    folded back by kh*kw strided adds (col2im).
+* ``"im2col"``: the seed article's method as written, per sample in NCHW: ``cols (N, C*kh*kw,
+  Ho*Wo)``, ``Y = K X``, ``dK = dY X^T``, ``dX = col2im(K^T dY)``; also what groups > 1 runs.
 * ``"direct"``: the seed's first derivation written out, looping over kernel offsets:
   dW as the input correlated with the error map, dx as the zero-padded error correlated
   with the kernel rotated by 180 degrees. It exists to teach and to test.
+
+``need_dx=False`` (Caffe's ``propagate_down``) skips the input gradient, ``need_dW=False``
+(a frozen weight) the weight gradient: neither GEMM is run.
 """
 from __future__ import annotations
 
@@ -35,8 +48,11 @@ from typing import Any
 
 from ..backend import Array, get_array_module
 from .im2col import IntPair, col2im, conv_output_size, im2col, pad2d, pair
+from .layout import from_cnhw, to_cnhw
 
-IMPLS = ("gemm", "direct")
+IMPLS = ("gemm", "im2col", "direct")
+# cols larger than this (bytes) are rebuilt in the backward instead of being kept from the forward
+KEEP_COLS_BYTES = 64 << 20
 
 
 @dataclass
@@ -50,7 +66,7 @@ class ConvCtx:
     dilation: tuple[int, int]
     groups: int
     has_bias: bool
-    method: str                      # "gemm1x1" | "shifted" | "im2col" | "direct"
+    method: str                      # "cf1x1" | "cfshift" | "cfim2col" | "im2col" | "direct"
     saved: dict[str, Any] = field(default_factory=dict)
 
 
@@ -75,6 +91,24 @@ def conv2d_output_shape(x_shape, w_shape, stride: IntPair = 1, padding: IntPair 
 
 
 # --------------------------------------------------------------------------- forward
+def conv2d_method(x_shape, w_shape, stride: IntPair = 1, padding: IntPair = 0, dilation: IntPair = 1,
+                  groups: int = 1, impl: str = "gemm") -> str:
+    """The code path a convolution of this geometry runs (see the module docstring)."""
+    if impl not in IMPLS:
+        raise ValueError(f"conv2d: impl must be one of {IMPLS}, got {impl!r}")
+    if impl != "gemm":
+        return impl
+    if groups != 1:
+        return "im2col"
+    kh, kw = w_shape[2:]
+    st, pd = pair(stride), pair(padding)
+    if (kh, kw) == (1, 1) and pd == (0, 0):
+        return "cf1x1"
+    if st == (1, 1):
+        return "cfshift"
+    return "cfim2col"
+
+
 def conv2d_forward(x: Array, W: Array, b: Array | None = None, stride: IntPair = 1, padding: IntPair = 0,
                    dilation: IntPair = 1, groups: int = 1, *, impl: str = "gemm",
                    need_ctx: bool = True) -> tuple[Array, ConvCtx | None]:
@@ -84,122 +118,219 @@ def conv2d_forward(x: Array, W: Array, b: Array | None = None, stride: IntPair =
         x, W, b: input, weight, bias (``b`` may be None).
         stride, padding, dilation: ints or (h, w) pairs; padding is zeros on both sides.
         groups: channel groups (``groups == C`` is a depthwise convolution).
-        impl: ``"gemm"`` (fast paths) or ``"direct"`` (the reference derivation).
+        impl: ``"gemm"`` (channels-first fast paths), ``"im2col"`` or ``"direct"``.
         need_ctx: False at inference: nothing is saved and ``ctx`` is None.
 
     Returns:
-        ``(y, ctx)``: y of shape (N, O, Ho, Wo); ctx for ``conv2d_backward`` (holds a
-        reference to ``W`` and the input, or the padded/unfolded copy of it).
+        ``(y, ctx)``: y of shape (N, O, Ho, Wo) (with ``impl="gemm"`` the NCHW view of a
+        channels-first array); ctx for ``conv2d_backward``.
     """
-    if impl not in IMPLS:
-        raise ValueError(f"conv2d: impl must be one of {IMPLS}, got {impl!r}")
     N, O, Ho, Wo = conv2d_output_shape(x.shape, W.shape, stride, padding, dilation, groups)
     st, pd, dl = pair(stride), pair(padding), pair(dilation)
-    kh, kw = W.shape[2:]
-    if impl == "direct":
-        method = "direct"
-    elif groups == 1 and st == (1, 1) and (kh, kw) == (1, 1) and pd == (0, 0):
-        method = "gemm1x1"
-    elif groups == 1 and st == (1, 1):
-        method = "shifted"
-    else:
-        method = "im2col"
+    method = conv2d_method(x.shape, W.shape, st, pd, dl, groups, impl)
     ctx = ConvCtx(W, tuple(x.shape), st, pd, dl, groups, b is not None, method)
+    ctx.saved["keep"] = need_ctx
     y = _FORWARD[method](x, W, ctx, (Ho, Wo))
     if b is not None:
-        y += b.reshape(1, O, 1, 1)
+        if method.startswith("cf"):
+            y.transpose(1, 0, 2, 3).reshape(O, -1)[...] += b.reshape(O, 1)   # y is a view of (O, N*Ho*Wo)
+        else:
+            y += b.reshape(1, O, 1, 1)
     return y, (ctx if need_ctx else None)
 
 
-def conv2d_backward(dy: Array, ctx: ConvCtx, need_dx: bool = True) -> tuple[Array | None, Array, Array | None]:
+def conv2d_backward(dy: Array, ctx: ConvCtx, need_dx: bool = True,
+                    need_dW: bool = True) -> tuple[Array | None, Array | None, Array | None]:
     """Gradients of a convolution from ``dy (N, O, Ho, Wo)`` and the forward's ``ctx``.
 
+    Args:
+        need_dx: compute the input gradient (False: Caffe's ``propagate_down = false``).
+        need_dW: compute the weight gradient (False: a frozen weight).
+
     Returns:
-        ``(dx, dW, db)``: dx (N, C, H, W) (None when ``need_dx`` is False), dW like W,
-        db (O,) (None when the forward had no bias). Nothing is accumulated: the caller
-        adds dW/db into its param grads.
+        ``(dx, dW, db)``: dx (N, C, H, W) (None when not needed), dW like W (None when not
+        needed), db (O,) (None when the forward had no bias or ``need_dW`` is False).
+        Nothing is accumulated: the caller adds dW/db into its param grads.
     """
-    dx, dW = _BACKWARD[ctx.method](dy, ctx, need_dx)
-    db = dy.sum(axis=(0, 2, 3)) if ctx.has_bias else None
+    if not (need_dx or need_dW):
+        return None, None, None
+    dx, dW = _BACKWARD[ctx.method](dy, ctx, need_dx, need_dW)
+    db = None
+    if ctx.has_bias and need_dW:
+        if ctx.method.startswith("cf"):
+            db = to_cnhw(dy).reshape(dy.shape[1], -1).sum(axis=1)
+        else:
+            db = dy.sum(axis=(0, 2, 3))
     return dx, dW, db
 
 
-# ------------------------------------------------------------- 1x1: a plain GEMM
-def _fwd_1x1(x, W, ctx, out):
-    N, C, H, Wd = x.shape
-    ctx.saved["x"] = x
-    return (W.reshape(W.shape[0], C) @ x.reshape(N, C, H * Wd)).reshape(N, -1, H, Wd)  # (N, O, H, W)
-
-
-def _bwd_1x1(dy, ctx, need_dx):
-    x, W = ctx.saved["x"], ctx.W
-    N, C, H, Wd = x.shape
+# ------------------------------------------------- channels-first 1x1: one GEMM
+def _fwd_cf1x1(x, W, ctx, out):
+    xp = get_array_module(x)
+    sh, sw = ctx.stride
+    X = to_cnhw(x)                                                             # (C, N, H, W)
+    if (sh, sw) != (1, 1):
+        X = xp.ascontiguousarray(X[:, :, ::sh, ::sw])                          # (C, N, Ho, Wo)
+    C, N, Ho, Wo = X.shape
     O = W.shape[0]
-    dy3, x3 = dy.reshape(N, O, H * Wd), x.reshape(N, C, H * Wd)
-    dW = (dy3 @ x3.transpose(0, 2, 1)).sum(axis=0).reshape(W.shape)            # (O, C, 1, 1)
-    dx = (W.reshape(O, C).T @ dy3).reshape(x.shape) if need_dx else None        # (N, C, H, W)
-    return dx, dW
+    if ctx.saved["keep"]:
+        ctx.saved["X"] = X
+    Y = W.reshape(O, C) @ X.reshape(C, N * Ho * Wo)                            # (O, M)
+    return from_cnhw(Y.reshape(O, N, Ho, Wo))
 
 
-# ------------------------------------------- stride 1: shifted GEMMs on flat columns
-def _shifted_geometry(ctx):
+def _bwd_cf1x1(dy, ctx, need_dx, need_dW):
+    xp = get_array_module(dy)
+    X, W = ctx.saved["X"], ctx.W
+    C, N, Ho, Wo = X.shape
+    O = W.shape[0]
+    dY = to_cnhw(dy).reshape(O, N * Ho * Wo)                                   # (O, M)
+    dW = (dY @ X.reshape(C, -1).T).reshape(W.shape) if need_dW else None       # (O, C, 1, 1)
+    if not need_dx:
+        return None, dW
+    dX = W.reshape(O, C).T @ dY                                                # (C, M)
+    if ctx.stride != (1, 1):
+        _, _, H, Wd = ctx.x_shape
+        full = xp.zeros((C, N, H, Wd), dtype=dy.dtype)
+        full[:, :, ::ctx.stride[0], ::ctx.stride[1]] = dX.reshape(C, N, Ho, Wo)
+        return from_cnhw(full), dW
+    return from_cnhw(dX.reshape(C, N, Ho, Wo)), dW
+
+
+# --------------------------------- channels-first, stride 1: flat shifted GEMMs
+def _flat_geometry(ctx):
     N, C, H, Wd = ctx.x_shape
     O, _, kh, kw = ctx.W.shape
     (ph, pw), (dh, dw) = ctx.padding, ctx.dilation
     Hp, Wp = H + 2 * ph, Wd + 2 * pw
     offsets = [i * dh * Wp + j * dw for i in range(kh) for j in range(kw)]
-    L = N * Hp * Wp - offsets[-1]     # every valid output column p has p + offset < N*Hp*Wp
-    return Hp, Wp, offsets, L
+    Np = N * Hp * Wp
+    return Hp, Wp, Np, offsets, Np - offsets[-1]    # every valid output column p has p + offset < Np
 
 
-def _fwd_shifted(x, W, ctx, out):
+def _padded_cnhw(x, ph, pw):
+    """``(C, N, H+2ph, W+2pw)`` zero-bordered channels-first copy of x (N, C, H, W)."""
+    xp = get_array_module(x)
+    N, C, H, Wd = x.shape
+    if (ph, pw) == (0, 0):
+        return to_cnhw(x)
+    Xp = xp.empty((C, N, H + 2 * ph, Wd + 2 * pw), dtype=x.dtype)
+    Xp[:, :, :ph] = 0
+    Xp[:, :, H + ph:] = 0
+    Xp[:, :, ph:H + ph, :pw] = 0
+    Xp[:, :, ph:H + ph, Wd + pw:] = 0
+    Xp[:, :, ph:H + ph, pw:Wd + pw] = x.transpose(1, 0, 2, 3)
+    return Xp
+
+
+def _fwd_cfshift(x, W, ctx, out):
     xp = get_array_module(x)
     N, C, H, Wd = x.shape
     O, _, kh, kw = W.shape
-    (ph, pw), (Ho, Wo) = ctx.padding, out
-    Hp, Wp, offsets, L = _shifted_geometry(ctx)
-    X = xp.zeros((C, N, Hp, Wp), dtype=x.dtype)
-    X[:, :, ph:ph + H, pw:pw + Wd] = x.transpose(1, 0, 2, 3)                  # pad + channels-first, one copy
-    X = X.reshape(C, N * Hp * Wp)
-    Wk = xp.ascontiguousarray(W.transpose(2, 3, 0, 1)).reshape(kh * kw, O, C)  # tap-major weights
+    Ho, Wo = out
+    Hp, Wp, Np, offsets, L = _flat_geometry(ctx)
+    T = kh * kw
+    Xp = _padded_cnhw(x, *ctx.padding).reshape(C, Np)                          # (C, Np)
     Y = xp.empty((O, N, Hp, Wp), dtype=x.dtype)
-    acc = Y.reshape(O, N * Hp * Wp)[:, :L]
-    tmp = xp.empty((O, L), dtype=x.dtype)
-    for k, off in enumerate(offsets):
-        if k == 0:
-            acc[...] = Wk[0] @ X[:, off:off + L]
-        else:
-            xp.matmul(Wk[k], X[:, off:off + L], out=tmp)
-            acc += tmp                                                         # (O, L)
-    ctx.saved["X"] = X
-    return xp.ascontiguousarray(Y[:, :, :Ho, :Wo].transpose(1, 0, 2, 3))        # (N, O, Ho, Wo)
+    Yf = Y.reshape(O, Np)
+    if T == 1:
+        xp.matmul(W.reshape(O, C), Xp, out=Yf)
+    elif 3 * O <= C:
+        # few outputs: all taps in one GEMM, then T shifted sums of O rows
+        Z = xp.ascontiguousarray(W.transpose(2, 3, 0, 1)).reshape(T * O, C) @ Xp   # (T*O, Np)
+        acc = Yf[:, :L]
+        acc[...] = Z[:O, :L]
+        for t in range(1, T):
+            acc += Z[t * O:(t + 1) * O, offsets[t]:offsets[t] + L]
+    else:
+        cols = xp.empty((T, C, L), dtype=x.dtype)
+        for t, off in enumerate(offsets):
+            cols[t] = Xp[:, off:off + L]                                       # contiguous row slices
+        Wk = xp.ascontiguousarray(W.transpose(0, 2, 3, 1)).reshape(O, T * C)   # (O, T*C), tap-major
+        xp.matmul(Wk, cols.reshape(T * C, L), out=Yf[:, :L])
+    if ctx.saved["keep"]:
+        ctx.saved["Xp"] = Xp
+    return from_cnhw(Y[:, :, :Ho, :Wo].copy())                                 # (O, N, Ho, Wo) -> NCHW view
 
 
-def _bwd_shifted(dy, ctx, need_dx):
+def _bwd_cfshift(dy, ctx, need_dx, need_dW):
     xp = get_array_module(dy)
-    X, W = ctx.saved["X"], ctx.W
+    Xp, W = ctx.saved["Xp"], ctx.W
     N, C, H, Wd = ctx.x_shape
     O, _, kh, kw = W.shape
     ph, pw = ctx.padding
     Ho, Wo = dy.shape[2:]
-    Hp, Wp, offsets, L = _shifted_geometry(ctx)
-    dYfull = xp.zeros((O, N, Hp, Wp), dtype=dy.dtype)   # zeros where the forward threw outputs away
-    dYfull[:, :, :Ho, :Wo] = dy.transpose(1, 0, 2, 3)
-    dY = dYfull.reshape(O, N * Hp * Wp)[:, :L]                                 # (O, L)
-    dWk = xp.empty((kh * kw, O, C), dtype=dy.dtype)
-    for k, off in enumerate(offsets):
-        xp.matmul(dY, X[:, off:off + L].T, out=dWk[k])                         # (O, C)
-    dW = xp.ascontiguousarray(dWk.reshape(kh, kw, O, C).transpose(2, 3, 0, 1))
+    Hp, Wp, Np, offsets, L = _flat_geometry(ctx)
+    T = kh * kw
+    # D[t][:, p] = dy_pad[:, p - off_t]: the padded dy shifted right by each tap's offset
+    D = xp.empty((T, O, Np), dtype=dy.dtype)
+    D0 = D[0].reshape(O, N, Hp, Wp)
+    D0[:, :, :Ho, Wo:] = 0
+    D0[:, :, Ho:] = 0
+    D0[:, :, :Ho, :Wo] = dy.transpose(1, 0, 2, 3)
+    for t in range(1, T):
+        off = offsets[t]
+        D[t, :, :off] = 0
+        D[t, :, off:] = D[0, :, :Np - off]
+    Df = D.reshape(T * O, Np)
+    dW = None
+    if need_dW:
+        dWt = Df @ Xp.T                                                        # (T*O, C)
+        dW = xp.ascontiguousarray(dWt.reshape(kh, kw, O, C).transpose(2, 3, 0, 1))
     if not need_dx:
         return None, dW
-    WkT = xp.ascontiguousarray(W.transpose(2, 3, 1, 0)).reshape(kh * kw, C, O)
-    dX = xp.zeros((C, N * Hp * Wp), dtype=dy.dtype)
-    tmp = xp.empty((C, L), dtype=dy.dtype)
-    for k, off in enumerate(offsets):
-        xp.matmul(WkT[k], dY, out=tmp)
-        dX[:, off:off + L] += tmp                                              # (C, L), shifted add
-    dX = dX.reshape(C, N, Hp, Wp)[:, :, ph:ph + H, pw:pw + Wd]
-    return xp.ascontiguousarray(dX.transpose(1, 0, 2, 3)), dW                  # (N, C, H, W)
+    Wt = xp.ascontiguousarray(W.transpose(2, 3, 0, 1)).reshape(T * O, C)      # (T*O, C)
+    dXp = (Wt.T @ Df).reshape(C, N, Hp, Wp)                                    # (C, Np)
+    return from_cnhw(dXp[:, :, ph:ph + H, pw:pw + Wd].copy()), dW
+
+
+# ------------------------------------- channels-first im2col (stride > 1): one GEMM
+def _cf_cols(x, ctx, out):
+    xp = get_array_module(x)
+    N, C, H, Wd = ctx.x_shape
+    _, _, kh, kw = ctx.W.shape
+    (sh, sw), (ph, pw), (dh, dw) = ctx.stride, ctx.padding, ctx.dilation
+    Ho, Wo = out
+    Xp = _padded_cnhw(x, ph, pw)                                               # (C, N, Hp, Wp)
+    cols = xp.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = Xp[:, :, i * dh:i * dh + sh * (Ho - 1) + 1:sh, j * dw:j * dw + sw * (Wo - 1) + 1:sw]
+    return cols.reshape(C * kh * kw, N * Ho * Wo)                              # (C*kh*kw, M)
+
+
+def _fwd_cfim2col(x, W, ctx, out):
+    cols = _cf_cols(x, ctx, out)
+    O = W.shape[0]
+    if ctx.saved["keep"]:
+        if cols.nbytes <= KEEP_COLS_BYTES:
+            ctx.saved["cols"] = cols
+        else:
+            ctx.saved["x"] = x
+    Y = W.reshape(O, -1) @ cols                                                # (O, M)
+    return from_cnhw(Y.reshape(O, ctx.x_shape[0], *out))
+
+
+def _bwd_cfim2col(dy, ctx, need_dx, need_dW):
+    xp = get_array_module(dy)
+    W = ctx.W
+    N, C, H, Wd = ctx.x_shape
+    O, _, kh, kw = W.shape
+    (sh, sw), (ph, pw), (dh, dw) = ctx.stride, ctx.padding, ctx.dilation
+    Ho, Wo = dy.shape[2:]
+    dY = to_cnhw(dy).reshape(O, N * Ho * Wo)
+    dW = None
+    if need_dW:
+        cols = ctx.saved["cols"] if "cols" in ctx.saved else _cf_cols(ctx.saved["x"], ctx, (Ho, Wo))
+        dW = (dY @ cols.T).reshape(W.shape)                                    # dK = dY cols^T
+    if not need_dx:
+        return None, dW
+    dcols = (W.reshape(O, -1).T @ dY).reshape(C, kh, kw, N, Ho, Wo)            # K^T dY
+    dXp = xp.zeros((C, N, H + 2 * ph + sh, Wd + 2 * pw + sw), dtype=dy.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dXp[:, :, i * dh:i * dh + sh * (Ho - 1) + 1:sh, j * dw:j * dw + sw * (Wo - 1) + 1:sw] += dcols[:, i, j]
+    return from_cnhw(dXp[:, :, ph:ph + H, pw:pw + Wd].copy()), dW
 
 
 # ---------------------------------------------------------- im2col + batched GEMM
@@ -214,12 +345,12 @@ def _fwd_im2col(x, W, ctx, out):
     return y.reshape(N, O, *out)
 
 
-def _bwd_im2col(dy, ctx, need_dx):
+def _bwd_im2col(dy, ctx, need_dx, need_dW=True):
     cols, W = ctx.saved["cols"], ctx.W
     N, G, K, L = cols.shape
     O = W.shape[0]
     dyg = dy.reshape(N, G, O // G, L)
-    dW = (dyg @ cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(W.shape)       # dK = dY X^T
+    dW = (dyg @ cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(W.shape) if need_dW else None  # dK = dY X^T
     if not need_dx:
         return None, dW
     dcols = W.reshape(G, O // G, K).transpose(0, 2, 1) @ dyg                   # (N, G, K, L) = K^T dY
@@ -252,7 +383,7 @@ def _fwd_direct(x, W, ctx, out):
     return _correlate(xpad, W, out, ctx.stride, ctx.dilation, ctx.groups)
 
 
-def _bwd_direct(dy, ctx, need_dx):
+def _bwd_direct(dy, ctx, need_dx, need_dW=True):
     xp = get_array_module(dy)
     xpad, W, G = ctx.saved["xpad"], ctx.W, ctx.groups
     N, C, Hp, Wp = xpad.shape
@@ -261,12 +392,12 @@ def _bwd_direct(dy, ctx, need_dx):
     Ho, Wo = dy.shape[2:]
     # dW: the input correlated with the error map dy (dy acts as the kernel).
     xg, dyg = xpad.reshape(N, G, Cg, Hp, Wp), dy.reshape(N, G, O // G, Ho, Wo)
-    dW = xp.empty((G, O // G, Cg, kh, kw), dtype=dy.dtype)
-    for i in range(kh):
+    dW = xp.empty((G, O // G, Cg, kh, kw), dtype=dy.dtype) if need_dW else None
+    for i in range(kh if need_dW else 0):
         for j in range(kw):
             patch = xg[:, :, :, i * dh:i * dh + sh * (Ho - 1) + 1:sh, j * dw:j * dw + sw * (Wo - 1) + 1:sw]
             dW[:, :, :, i, j] = xp.einsum("ngohw,ngchw->goc", dyg, patch)
-    dW = dW.reshape(W.shape)
+    dW = dW.reshape(W.shape) if need_dW else None
     if not need_dx:
         return None, dW
     # dx: put dy back on the stride grid, pad by the dilated kernel extent - 1, correlate with
@@ -280,5 +411,7 @@ def _bwd_direct(dy, ctx, need_dx):
     return xp.ascontiguousarray(dxpad[:, :, ph:Hp - ph, pw:Wp - pw]), dW
 
 
-_FORWARD = {"gemm1x1": _fwd_1x1, "shifted": _fwd_shifted, "im2col": _fwd_im2col, "direct": _fwd_direct}
-_BACKWARD = {"gemm1x1": _bwd_1x1, "shifted": _bwd_shifted, "im2col": _bwd_im2col, "direct": _bwd_direct}
+_FORWARD = {"cf1x1": _fwd_cf1x1, "cfshift": _fwd_cfshift, "cfim2col": _fwd_cfim2col, "im2col": _fwd_im2col,
+            "direct": _fwd_direct}
+_BACKWARD = {"cf1x1": _bwd_cf1x1, "cfshift": _bwd_cfshift, "cfim2col": _bwd_cfim2col, "im2col": _bwd_im2col,
+             "direct": _bwd_direct}

@@ -5,11 +5,12 @@ from .concat import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
 from .eltwise import *  # noqa: F401,F403
+from .fused import *  # noqa: F401,F403
 from .linear import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 from .softmax import *  # noqa: F401,F403
-from . import activations, batchnorm, concat, conv, dropout, eltwise, linear, pooling, shape, softmax
+from . import activations, batchnorm, concat, conv, dropout, eltwise, fused, linear, pooling, shape, softmax
 
-__all__ = [n for m in (activations, batchnorm, concat, conv, dropout, eltwise, linear, pooling, shape, softmax)
+__all__ = [n for m in (activations, batchnorm, concat, conv, dropout, eltwise, fused, linear, pooling, shape, softmax)
            for n in m.__all__]

@@ -7,6 +7,7 @@ from .. import init
 from ..backend import Shape, get_array_module
 from ..core import Layer, register
 from ..functional.batchnorm import batch_norm_backward, batch_norm_eval_forward, batch_norm_train_forward
+from ..functional.bn_cf import bn_cf_backward, bn_cf_forward
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
 
@@ -50,19 +51,45 @@ class _BatchNorm(Layer):
 
     def _forward(self, x):
         w, b = self._params_data()
+        self._check_batch(x)
+        if x.ndim == 4:  # channels-first rows (functional.bn_cf): no transposes between conv layers
+            y, ctx = self.forward_cf(x)
+            self.save(cf=ctx)
+            return y
         if self.training:
-            if x.size // x.shape[1] < 2:
-                raise self.error(f"training needs more than one value per channel, got input shape "
-                                 f"{tuple(x.shape)}; use a batch of 2 or more, or eval() mode")
             y, ctx, mean, var = batch_norm_train_forward(x, w, b, self.eps)
-            self._update_running(mean, var, x.size // x.shape[1])
+            self.update_running(mean, var, x.size // x.shape[1])
         else:
             y, ctx = batch_norm_eval_forward(x, w, b, self.buffer("running_mean"), self.buffer("running_var"),
                                              self.eps, need_ctx=self.cache_enabled)
         self.save(ctx=ctx)
         return y
 
-    def _update_running(self, mean, var, m: int) -> None:
+    def _check_batch(self, x) -> None:
+        if self.training and x.size // x.shape[1] < 2:
+            raise self.error(f"training needs more than one value per channel, got input shape "
+                             f"{tuple(x.shape)}; use a batch of 2 or more, or eval() mode")
+
+    def forward_cf(self, x, r=None, relu: bool = False):
+        """``act(self(x) [+ r])`` on channels-first rows; ``(y, ctx)`` for ``backward_cf``. The
+        fused layers (BN + ReLU, BN + add + ReLU) call this, so they share the layer's math."""
+        self._check_batch(x)
+        w, b = self._params_data()
+        return bn_cf_forward(x, w, b, (self.buffer("running_mean"), self.buffer("running_var")), self.eps,
+                             self.training, r, relu, keep=self.cache_enabled, update=self.update_running)
+
+    def backward_cf(self, dy, ctx, need_dx: bool = True, need_dr: bool = True):
+        """The backward of ``forward_cf``: adds the param grads, returns ``(dx, dr)``."""
+        need_params = self.affine and (self.weight.needs_grad or self.bias.needs_grad)
+        dx, dr, dw, db = bn_cf_backward(dy, ctx, need_dx, need_dr, need_params)
+        if dw is not None:
+            if self.weight.needs_grad:
+                self.weight.grad += dw
+            if self.bias.needs_grad:
+                self.bias.grad += db
+        return dx, dr
+
+    def update_running(self, mean, var, m: int) -> None:
         """running = (1 - f) * running + f * batch, f = momentum (or 1/t when momentum is None);
         the variance enters unbiased, var * m / (m - 1), like PyTorch."""
         n = self.buffer("num_batches_tracked")
@@ -73,7 +100,12 @@ class _BatchNorm(Layer):
             xp = get_array_module(r)
             r[...] = ((1.0 - f) * r.astype(xp.float64) + f * batch).astype(r.dtype)
 
+    def _update_running(self, mean, var, m: int) -> None:  # the name the fast dense block used
+        self.update_running(mean, var, m)
+
     def _backward(self, dy):
+        if "cf" in self.cache:
+            return self.backward_cf(dy, self.cache["cf"], need_dx=self.needs_input_grad(0))[0]
         dx, dw, db = batch_norm_backward(dy, self.cache["ctx"])
         if self.affine:
             self.weight.grad += dw
@@ -103,7 +135,9 @@ class BatchNorm2d(_BatchNorm):
         (init 1), num_batches_tracked (0-d int64): PyTorch's names, so state dicts match.
 
     Shapes: x (N, C, H, W) -> y (N, C, H, W).
-    Caches: ctx = xhat (like x), invstd (C,) and a reference to weight.
+    Caches: 4-D input: cf = the input's channel rows (a reference, no copy), the per-channel
+        statistics and scale/shift (``functional.bn_cf``); otherwise ctx = xhat (like x), invstd
+        (C,) and a reference to weight.
 
     Paper: https://arxiv.org/abs/1502.03167
 

@@ -29,14 +29,20 @@ class Conv2d(Layer):
         kernel_size, stride, padding, dilation: int or (h, w); padding is zeros.
         groups: C and O are split into this many groups (groups == C: depthwise).
         bias: learn an additive bias per output channel.
-        impl: ``"gemm"`` (default: plain GEMM for 1x1, shifted GEMMs for stride 1,
-            im2col + GEMM otherwise) or ``"direct"`` (the reference derivation; slow).
+        impl: ``"gemm"`` (default: channels-first GEMMs, see ``layerwise.functional.conv``: one
+            GEMM for 1x1, flat shifted columns for stride 1, channels-first im2col otherwise;
+            groups > 1 run ``"im2col"``), ``"im2col"`` (the article's per-sample im2col + GEMM
+            in NCHW, for every geometry) or ``"direct"`` (the rot180 derivation; slow).
 
     Params: weight (O, C/groups, kh, kw), bias (O,); PyTorch's default init
         (kaiming-uniform with a=sqrt(5): U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for both).
 
-    Shapes: x (N, C, H, W) -> y (N, O, Ho, Wo).
+    Shapes: x (N, C, H, W) -> y (N, O, Ho, Wo); with ``impl="gemm"`` y is the NCHW view of a
+        channels-first array (``layerwise.functional.layout``), which the next layer reads
+        without a copy.
     Caches: the functional ctx (the input, or its padded channel-first / im2col copy).
+    Gradients: only those needed: no dx when ``propagate_down`` says the input needs none
+        (the images), no dW/db for a frozen param (``requires_grad=False`` or ``lr_mult=0``).
 
     Example:
         >>> import numpy as np
@@ -103,8 +109,12 @@ class Conv2d(Layer):
         return y
 
     def _backward(self, dy):
-        dx, dW, db = conv2d_backward(dy, self.cache["ctx"])
-        self.weight.grad += dW
-        if self.bias is not None:
+        need_dW = self.weight.needs_grad
+        need_db = self.bias is not None and self.bias.needs_grad
+        dx, dW, db = conv2d_backward(dy, self.cache["ctx"], need_dx=self.needs_input_grad(0),
+                                     need_dW=need_dW or need_db)
+        if need_dW:
+            self.weight.grad += dW
+        if need_db:
             self.bias.grad += db
         return dx

@@ -31,13 +31,9 @@ The price is one more forward of BN-ReLU-Conv1 per layer in backward (torchvisio
 """
 from __future__ import annotations
 
-import numpy as np
 
 from ..backend import Array, Shape, get_array_module
 from ..core import Layer, register
-
-IMPLS = ("reference", "fast")
-
 
 def _layers():
     from .. import layers  # resolved at build time: the layer files are written by other issues
@@ -164,8 +160,7 @@ class DenseBlock(Layer):
     Backward: G = dy; for l = L..1: G[:, :c_l] += dH_l(G[:, c_l:c_l+k]); dx = G[:, :C0]
         (the fan-out sums happen in place in the shared gradient buffer G).
     Shapes: x (N, C0, H, W) -> y (N, C0 + L*k, H, W).
-    Caches: reference: nothing of its own, the dense layers cache views of F (see DenseLayer);
-        fast: F, conv1's output of every layer and the batch statistics (see dense_fast).
+    Caches: nothing of its own, the dense layers cache views of F (see DenseLayer).
 
     Children: denselayer1 .. denselayerL (torchvision's names).
 
@@ -175,13 +170,11 @@ class DenseBlock(Layer):
         bottleneck, bn_size, dropout: as DenseLayer.
         memory_efficient: recompute BN-ReLU-Conv1 in backward (default True): the block's
             activation memory grows linearly with L instead of quadratically.
-        impl: ``"reference"`` (default: the DenseLayer children run one by one on the NCHW
-            buffer described above) or ``"fast"`` (``layerwise.models.dense_fast``: the whole
-            block in the channels-first (C, N, H, W) layout with plain GEMMs and fused
-            BN-ReLU kernels; same params, buffers and results up to rounding). The fast path
-            covers bottleneck layers without dropout on NumPy arrays; other blocks run the
-            reference code whatever ``impl`` says. It always stores only conv1's outputs
-            (memory-efficient whatever ``memory_efficient`` says).
+
+    Inside a Net, the fusion pass runs a block of bottleneck layers without dropout as one
+    ``FusedDenseBlock`` (``layerwise.models.dense_fast``: the whole block in the channels-first
+    layout with plain GEMMs and fused BN-ReLU kernels; same params, buffers and results up to
+    rounding); this class is the readable reference it is tested against.
 
     Example:
         >>> import numpy as np
@@ -191,16 +184,10 @@ class DenseBlock(Layer):
     """
 
     def __init__(self, num_layers: int, growth_rate: int, *, bottleneck: bool = True, bn_size: int = 4,
-                 dropout: float = 0.0, memory_efficient: bool = True, impl: str = "reference",
-                 name: str | None = None) -> None:
+                 dropout: float = 0.0, memory_efficient: bool = True, name: str | None = None) -> None:
         super().__init__(name=name)
         if int(num_layers) < 1:
             raise ValueError(f"DenseBlock: num_layers must be >= 1, got {num_layers}")
-        if impl not in IMPLS:
-            raise ValueError(f"DenseBlock: impl must be one of {IMPLS}, got {impl!r}")
-        self.impl = impl
-        self._fast = None
-        self._ran_fast = False
         self.num_layers, self.growth_rate = int(num_layers), int(growth_rate)
         self.dense_layers = [
             self.add_child(f"denselayer{i + 1}", DenseLayer(growth_rate, bottleneck=bottleneck, bn_size=bn_size,
@@ -233,23 +220,7 @@ class DenseBlock(Layer):
     def _output_shape(self, shape: Shape) -> Shape:
         return self._setup_layers(shape)
 
-    def _use_fast(self, x: Array) -> bool:
-        if self.impl != "fast" or not isinstance(x, np.ndarray):
-            return False
-        from .dense_fast import supports
-        return supports(self, x.shape)
-
     def _forward(self, x: Array) -> Array:
-        self._ran_fast = self._use_fast(x)
-        if self._ran_fast:
-            from .dense_fast import FastState, fast_forward
-            dtype = self.dense_layers[0]._children["norm1"].weight.dtype
-            if x.dtype != dtype:
-                raise self.error(f"input has dtype {x.dtype} but the block's params are {dtype}; convert the "
-                                 f"input with x.astype('{dtype}') or the block with block.astype('{x.dtype}')")
-            if self._fast is None:
-                self._fast = FastState()
-            return fast_forward(self, x)
         xp = get_array_module(x)
         n, c0, h, w = x.shape
         k = self.growth_rate
@@ -261,9 +232,6 @@ class DenseBlock(Layer):
         return feats
 
     def _backward(self, dy: Array) -> Array:
-        if self._ran_fast:
-            from .dense_fast import fast_backward
-            return fast_backward(self, dy)
         xp = get_array_module(dy)
         c0 = self._in_shapes[0][1]
         k = self.growth_rate
@@ -282,38 +250,27 @@ class Transition(Layer):
     Forward: y = AvgPool2x2(Conv1x1(ReLU(BN(x)))).
     Backward: the chain rule back through the same children, in reverse.
     Shapes: x (N, C, H, W) -> y (N, out_channels, floor(H/2), floor(W/2)).
-    Caches: the children's caches (reference), or with ``impl="fast"`` the pooled
-        activations (C, N*H*W/4) and the batch statistics (see ``dense_fast``).
+    Caches: the children's caches.
 
     Children (torchvision's names): norm, relu, conv, [drop], pool.
 
-    With ``impl="fast"`` (no dropout, even H and W, NumPy arrays) the whole transition runs
-    in the channels-first layout: BN+ReLU fused, and the average pool applied BEFORE the
-    1x1 conv (both are linear maps over different axes, so they commute: pool(W a) =
-    W pool(a)), which makes the GEMM four times smaller. Input and output may be
-    transposed views of channels-first buffers (what the fast DenseBlock returns), so no
-    layout copy happens between a fast block and a fast transition.
+    Inside a Net, the fusion pass runs it (without dropout, even H and W) as one
+    ``FusedTransition`` (``layerwise.models.dense_fast``), which pools before the 1x1 conv.
 
     Args:
         out_channels: maps after the 1x1 conv (floor(theta * C) in DenseNet-C).
         dropout: dropout ratio after the conv (0: no Dropout layer).
-        impl: ``"reference"`` or ``"fast"``.
     """
 
-    def __init__(self, out_channels: int, *, dropout: float = 0.0, impl: str = "reference",
-                 name: str | None = None) -> None:
+    def __init__(self, out_channels: int, *, dropout: float = 0.0, name: str | None = None) -> None:
         super().__init__(name=name)
-        if impl not in IMPLS:
-            raise ValueError(f"Transition: impl must be one of {IMPLS}, got {impl!r}")
         L = _layers()
-        self.out_channels, self.dropout, self.impl = int(out_channels), float(dropout), impl
+        self.out_channels, self.dropout = int(out_channels), float(dropout)
         seq = [("norm", L.BatchNorm2d()), ("relu", L.ReLU()), ("conv", L.Conv2d(self.out_channels, 1, bias=False))]
         if self.dropout > 0:
             seq.append(("drop", L.Dropout(self.dropout)))
         seq.append(("pool", L.AvgPool2d(2, stride=2)))
         self._seq = [self.add_child(n, m) for n, m in seq]
-        self._ran_fast = False
-        self._fast_cache = None
 
     def _chain(self, shape: Shape) -> Shape:
         self.expect_ndim(shape, 4, "(N, C, H, W)")
@@ -327,27 +284,12 @@ class Transition(Layer):
     def _output_shape(self, shape: Shape) -> Shape:
         return self._chain(shape)
 
-    def _use_fast(self, x: Array) -> bool:
-        return (self.impl == "fast" and isinstance(x, np.ndarray) and self.dropout == 0
-                and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0)
-
     def _forward(self, x: Array) -> Array:
-        self._ran_fast = self._use_fast(x)
-        if self._ran_fast:
-            from .dense_fast import transition_forward
-            dtype = self._children["norm"].weight.dtype
-            if x.dtype != dtype:
-                raise self.error(f"input has dtype {x.dtype} but the params are {dtype}; convert the input with "
-                                 f"x.astype('{dtype}') or the layer with layer.astype('{x.dtype}')")
-            return transition_forward(self, x)
         for m in self._seq:
             x = m.forward(x)
         return x
 
     def _backward(self, dy: Array) -> Array:
-        if self._ran_fast:
-            from .dense_fast import transition_backward
-            return transition_backward(self, dy)
         for m in reversed(self._seq):
             dy = m.backward(dy)
         return dy

@@ -1,8 +1,12 @@
-"""The fast dense block: a whole DenseNet-BC block in the channels-first (C, N, H, W) layout.
+"""The fused dense block and transition: DenseNet-BC in the channels-first (C, N, H, W) layout.
 
-``DenseBlock(..., impl="fast")`` runs this code instead of calling its DenseLayer children
-one by one; the children still own every parameter and buffer (same names, same state
-dict), so the two implementations are interchangeable and the tests compare them.
+``FusedDenseBlock(block)`` and ``FusedTransition(transition)`` are fused layers (``core/fusion``):
+a Net's fusion pass puts them in its plan in place of a DenseBlock / Transition node (rules
+at the end of this file), and they run the whole block in one pass instead of calling the
+DenseLayer children one by one. The children still own every parameter and buffer (same
+names, same state dict), read through their public API, so the reference and the fused
+forms are interchangeable and the tests compare them. Scratch comes from the Net's
+``Workspace``; what one forward keeps for its backward is in the layer's cache.
 
 Layout. The block's feature buffer is ``F (C0 + L*k, N, H, W)``: channel c is one
 contiguous row of ``Fm = F.reshape(C, M)``, M = N*H*W, and layer l reads the contiguous
@@ -45,133 +49,120 @@ page faults per step). Eval: nothing is stored; BN is folded into s, t.
 """
 from __future__ import annotations
 
-import time
-
-import numpy as np
-
-from ..backend import Array, get_array_module
+from ..backend import Array, Shape, get_array_module
+from ..core.fusion import FusedLayer, Match, register_rule
 from ..functional import cnhw
-
-# --------------------------------------------------------------- phase timing
-PROFILE: dict | None = None     # set to {} to accumulate seconds per phase (benchmarks)
-_last = [0.0]
-
-
-def _mark(name: str | None) -> None:
-    """Add the time since the previous mark to PROFILE[name] (no-op unless PROFILE is a dict)."""
-    if PROFILE is None:
-        return
-    now = time.perf_counter()
-    if name is not None:
-        PROFILE[name] = PROFILE.get(name, 0.0) + now - _last[0]
-    _last[0] = now
-
-
-# ------------------------------------------------------------------ workspace
-_POOL: dict = {}
-_SHAPES: dict = {}
-
-
-def workspace(name: str, shape, dtype, xp=np, zero: bool = False) -> Array:
-    """A scratch array ``shape`` of ``dtype`` backed by a buffer reused across calls.
-
-    With ``zero=True`` the array is zero-filled whenever ``name`` is asked for with a new
-    shape/dtype (regions a caller never writes, like a padded border, then stay zero).
-    Not thread-safe: one model runs at a time.
-    """
-    dtype = np.dtype(dtype)
-    n = int(np.prod(shape))
-    key = (name, dtype.str, xp.__name__)
-    buf = _POOL.get(key)
-    if buf is None or buf.size < n:
-        buf = xp.empty(max(n, 1), dtype=dtype)
-        _POOL[key] = buf
-        _SHAPES.pop(key, None)
-    arr = buf[:n].reshape(shape)
-    if zero and _SHAPES.get(key) != tuple(shape):
-        arr.fill(0)
-    _SHAPES[key] = tuple(shape)
-    return arr
-
-
-def clear_workspace() -> None:
-    """Free every scratch buffer of the fast dense blocks."""
-    _POOL.clear()
-    _SHAPES.clear()
+from ..functional.layout import from_cnhw, to_cnhw
+from ..functional.workspace import Workspace
+from .dense_block import DenseBlock, Transition
 
 
 # --------------------------------------------------------------------- helpers
-def supports(block, x_shape) -> bool:
-    """Whether the fast path covers this block: bottleneck layers without dropout."""
-    return len(x_shape) == 4 and all(m.bottleneck and m.dropout == 0 for m in block.dense_layers)
+def unsupported(block: DenseBlock) -> str:
+    """Why the fused form cannot run this block ('' when it can)."""
+    bad = [m.name for m in block.dense_layers if not (m.bottleneck and m.dropout == 0)]
+    if bad:
+        return (f"the fused dense block covers bottleneck layers without dropout; {', '.join(bad[:3])} "
+                f"{'is' if len(bad) == 1 else 'are'} not (the block runs its DenseLayers one by one)")
+    return ""
 
 
 def _parts(layer):
-    ch = layer._children
+    ch = layer.children()
     return ch["norm1"], ch["conv1"], ch["norm2"], ch["conv2"]
 
 
 def _scale_shift(norm, mean, var, dtype):
-    """float64 (invstd, s, t) and s, t in dtype: BN folded into y = x * s + t."""
-    invstd = 1.0 / np.sqrt(np.asarray(var, np.float64) + norm.eps)
-    w = norm.weight.data.astype(np.float64)
-    s = w * invstd
-    t = norm.bias.data.astype(np.float64) - np.asarray(mean, np.float64) * s
+    """float64 (invstd, s) and s, t in dtype: BN folded into y = x * s + t."""
+    xp = get_array_module(norm.weight.data)
+    invstd = 1.0 / xp.sqrt(xp.asarray(var, xp.float64) + norm.eps)
+    s = norm.weight.data.astype(xp.float64) * invstd
+    t = norm.bias.data.astype(xp.float64) - xp.asarray(mean, xp.float64) * s
     return invstd, s, s.astype(dtype), t.astype(dtype)
 
 
-def _geometry(N, H, W, k):
+def _geometry(N, H, W):
     Hp, Wp = H + 2, W + 2
     Np = N * Hp * Wp
     offs = [i * Wp + j for i in range(3) for j in range(3)]
     return Hp, Wp, Np, offs, Np - offs[-1]
 
 
-class FastState:
-    """What one block keeps between forward and backward (and its persistent F)."""
-
-    def __init__(self):
-        self.F = None         # (Ct, N, H, W) feature buffer, reused across iterations
-        self.hs = None        # (L, width, M) conv1 outputs (training)
-        self.stats1 = None    # (mean, var) float64 (Ct,) of F's channels (batch stats in training)
-        self.stats2 = []      # per layer (mean, var) of h
-        self.training = True
-        self.ready = False
+def _check_dtype(layer, x, param) -> None:
+    if x.dtype != param.dtype:
+        raise layer.error(f"input has dtype {x.dtype} but the params are {param.dtype}; convert the input with "
+                          f"x.astype('{param.dtype}') or the model with net.astype('{x.dtype}')")
 
 
-def _buffer(state, attr, shape, dtype, xp):
-    a = getattr(state, attr)
-    if a is None or a.shape != tuple(shape) or a.dtype != dtype:
-        a = xp.empty(shape, dtype=dtype)
-        setattr(state, attr, a)
-    return a
+class _FusedDenseNetPart(FusedLayer):
+    """Shared by the fused block and transition: a workspace (the Net hands in its own)."""
+
+    num_inputs = 1
+
+    def __init__(self, part, *, name: str | None = None) -> None:
+        super().__init__(part, name=name)
+        self.workspace = Workspace()
+
+    def _output_shape(self, shape: Shape) -> Shape:
+        return self.parts[0].setup(shape)
 
 
-# --------------------------------------------------------------------- forward
-def fast_forward(block, x: Array) -> Array:
+# --------------------------------------------------------------------- the block
+class FusedDenseBlock(_FusedDenseNetPart):
+    """A whole DenseNet-BC dense block in one fused pass (channels-first, see the module docstring).
+
+    Forward/backward: DenseBlock's math (BN1-ReLU-Conv1x1-BN2-ReLU-Conv3x3 per layer, the
+    concatenation in a shared buffer), with BN folded into scale/shift, each 1x1 conv one GEMM
+    and each 3x3 conv one GEMM plus nine shifted sums.
+    Shapes: x (N, C0, H, W) -> y (N, C0 + L*k, H, W) (the NCHW view of a channels-first buffer).
+    Caches: F (the block's features), the float64 batch statistics; conv1's outputs live in the
+        workspace buffer "<name>.hs" (one per block, reused across steps).
+
+    Example:
+        >>> import numpy as np
+        >>> from layerwise.models import DenseBlock
+        >>> block = DenseBlock(2, growth_rate=4)
+        >>> FusedDenseBlock(block).forward(np.ones((2, 8, 5, 5), np.float32)).shape
+        (2, 16, 5, 5)
+    """
+
+    def __init__(self, block: DenseBlock, *, name: str | None = None) -> None:
+        why = unsupported(block)
+        if why:
+            raise ValueError(f"FusedDenseBlock({block!r}): {why}")
+        super().__init__(block, name=name)
+        self.block = block
+
+    def _forward(self, x: Array) -> Array:
+        _check_dtype(self, x, _parts(self.block.dense_layers[0])[0].weight)
+        return _block_forward(self, x)
+
+    def _backward(self, dy: Array) -> Array:
+        return _block_backward(self, dy)
+
+
+def _block_forward(fb: FusedDenseBlock, x: Array) -> Array:
     xp = get_array_module(x)
-    st = block._fast
+    block, ws = fb.block, fb.workspace
     N, C0, H, W = x.shape
     k, L = block.growth_rate, block.num_layers
     width = block.dense_layers[0].bn_size * k
     Ct, M, dt = C0 + L * k, N * H * W, x.dtype
-    Hp, Wp, Np, offs, Lc = _geometry(N, H, W, k)
-    training, keep = block.training, block.cache_enabled
+    Hp, Wp, Np, offs, Lc = _geometry(N, H, W)
+    training, keep = fb.training, fb.cache_enabled
 
     F = xp.empty((Ct, N, H, W), dtype=dt)    # fresh: the output is a view of it (no transpose copy)
-    st.F = F if keep else None                # eval: nothing is kept (the caller holds the output)
-    _mark(None)
     F[:C0] = x.transpose(1, 0, 2, 3)
     Fm = F.reshape(Ct, M)
-    hs = _buffer(st, "hs", (L, width, M), dt, xp) if keep else None
+    hs = ws.get(f"{fb.name}.hs", (L, width, M), dt, xp) if keep else None   # per block: kept until backward
+    mean = var = None
     if training:
         mean, var = xp.empty(Ct), xp.empty(Ct)
         cnhw.row_stats(Fm[:C0], mean[:C0], var[:C0])
-    _mark("fwd transpose in + stats")
-    A = workspace("A", (Ct - k, M), dt, xp)
-    P = workspace("P", (width, N, Hp, Wp), dt, xp, zero=True)
-    Z = workspace("Z", (9 * k, Np), dt, xp)
-    Y = workspace("Y", (k, N, Hp, Wp), dt, xp)
+    A = ws.get("A", (Ct - k, M), dt, xp)
+    P = ws.get("P", (width, N, Hp, Wp), dt, xp, zero=True)
+    Z = ws.get("Z", (9 * k, Np), dt, xp)
+    Y = ws.get("Y", (k, N, Hp, Wp), dt, xp)
     Yf = Y.reshape(k, Np)
     stats2 = []
     for l, layer in enumerate(block.dense_layers):
@@ -179,28 +170,24 @@ def fast_forward(block, x: Array) -> Array:
         n1, c1, n2, c2 = _parts(layer)
         if training:
             m1, v1 = mean[:c], var[:c]
-            n1._update_running(m1, v1, M)
+            n1.update_running(m1, v1, M)
         else:
             m1, v1 = n1.buffer("running_mean"), n1.buffer("running_var")
         _, _, s1, t1 = _scale_shift(n1, m1, v1, dt)
         cnhw.bn_relu(Fm[:c], s1, t1, A[:c])
-        _mark("fwd bn1-relu")
-        h = hs[l] if keep else workspace("H", (width, M), dt, xp)
+        h = hs[l] if keep else ws.get("H", (width, M), dt, xp)
         xp.matmul(c1.weight.data.reshape(width, c), A[:c], out=h)          # 1x1 conv: one GEMM
-        _mark("fwd conv1 gemm")
         if training:
             m2, v2 = xp.empty(width), xp.empty(width)
             cnhw.row_stats(h, m2, v2)
-            n2._update_running(m2, v2, M)
+            n2.update_running(m2, v2, M)
         else:
             m2, v2 = n2.buffer("running_mean"), n2.buffer("running_var")
         stats2.append((m2, v2))
         _, _, s2, t2 = _scale_shift(n2, m2, v2, dt)
         cnhw.bn_relu_pad(h.reshape(width, N, H, W), s2, t2, P)
-        _mark("fwd bn2 stats+relu")
         W2 = c2.weight.data.transpose(2, 3, 0, 1).reshape(9 * k, width)    # tap-major (9k, width)
         xp.matmul(W2, P.reshape(width, Np), out=Z)                          # 3x3 conv: one GEMM
-        _mark("fwd conv2 gemm")
         Yl = Yf[:, :Lc]
         Yl[...] = Z[:k, :Lc]
         for t in range(1, 9):
@@ -208,50 +195,36 @@ def fast_forward(block, x: Array) -> Array:
         F[c:c + k] = Y[:, :, :H, :W]
         if training:
             cnhw.row_stats(Fm[c:c + k], mean[c:c + k], var[c:c + k])
-        _mark("fwd conv2 shifted sums + stats")
-    st.training = training
-    st.ready = keep
-    if keep:
-        st.stats1 = (mean, var) if training else None
-        st.stats2 = stats2
-    return F.transpose(1, 0, 2, 3)            # NCHW view of the CNHW buffer
+    fb.save(F=F, stats1=(mean, var), stats2=stats2, training=training)
+    return from_cnhw(F)                       # NCHW view of the CNHW buffer
 
 
-# -------------------------------------------------------------------- backward
-def fast_backward(block, dy: Array) -> Array:
+def _block_backward(fb: FusedDenseBlock, dy: Array) -> Array:
     xp = get_array_module(dy)
-    st = block._fast
-    if not st.ready:
-        raise block.error("backward() without a cached fast forward; call forward() in training mode first")
-    st.ready = False
-    F, hs = st.F, st.hs
-    st.F = None                               # freed with the cache; hs is a buffer reused next step
+    block, ws = fb.block, fb.workspace
+    F, (mean, var), stats2, training = (fb.cache[k] for k in ("F", "stats1", "stats2", "training"))
     Ct, N, H, W = F.shape
     k, L = block.growth_rate, block.num_layers
     C0 = Ct - L * k
-    width = hs.shape[1]
+    width = block.dense_layers[0].bn_size * k
+    hs = ws.get(f"{fb.name}.hs", (L, width, N * H * W), dy.dtype, xp)
     M, dt = N * H * W, dy.dtype
-    Hp, Wp, Np, offs, Lc = _geometry(N, H, W, k)
-    training = st.training
+    Hp, Wp, Np, offs, Lc = _geometry(N, H, W)
     Fm = F.reshape(Ct, M)
 
-    G = workspace("G", (Ct, N, H, W), dt, xp)
-    _mark(None)
+    G = ws.get("G", (Ct, N, H, W), dt, xp)
     G[...] = dy.transpose(1, 0, 2, 3)         # a plain copy when dy is a transposed CNHW view
-    _mark("bwd transpose in")
     Gm = G.reshape(Ct, M)
     alpha_acc, beta_acc = xp.zeros(Ct), xp.zeros(Ct)                        # deferred BN1 terms, float64
-    A = workspace("A", (Ct - k, M), dt, xp)
-    dA = workspace("dA", (Ct - k, M), dt, xp)
-    P = workspace("P", (width, N, Hp, Wp), dt, xp, zero=True)
-    dyp = workspace("dyp", (k, N, Hp, Wp), dt, xp, zero=True)
+    A = ws.get("A", (Ct - k, M), dt, xp)
+    dA = ws.get("dA", (Ct - k, M), dt, xp)
+    P = ws.get("P", (width, N, Hp, Wp), dt, xp, zero=True)
+    dyp = ws.get("dyp", (k, N, Hp, Wp), dt, xp, zero=True)
     dypf = dyp.reshape(k, Np)
-    D = workspace("D", (9 * k, Np), dt, xp)
-    dP = workspace("dP", (width, N, Hp, Wp), dt, xp)
-    dh = workspace("dh", (width, M), dt, xp)
+    D = ws.get("D", (9 * k, Np), dt, xp)
+    dP = ws.get("dP", (width, N, Hp, Wp), dt, xp)
+    dh = ws.get("dh", (width, M), dt, xp)
     r1, r2 = xp.empty(max(Ct, width)), xp.empty(max(Ct, width))
-    if training:
-        mean, var = st.stats1
     for l in reversed(range(L)):
         layer = block.dense_layers[l]
         c = C0 + l * k
@@ -263,117 +236,151 @@ def fast_backward(block, dy: Array) -> Array:
             Dt = D[t * k:(t + 1) * k]
             Dt[:, :off] = 0
             Dt[:, off:] = dypf[:, :Np - off]
-        _mark("bwd deferred bn1 + shifted dy")
         # BN2-ReLU recomputed from h into P's interior
         h = hs[l]
-        m2, v2 = st.stats2[l]
+        m2, v2 = stats2[l]
         invstd2, s2_64, s2, t2 = _scale_shift(n2, m2, v2, dt)
         h4 = h.reshape(width, N, H, W)
         cnhw.bn_relu_pad(h4, s2, t2, P)
-        _mark("bwd bn2-relu recompute")
         W2 = c2.weight.data.transpose(2, 3, 0, 1).reshape(9 * k, width)
         dW2 = (P.reshape(width, Np) @ D.T).T                                 # (9k, width)
         c2.weight.grad += dW2.reshape(3, 3, k, width).transpose(2, 3, 0, 1)
-        _mark("bwd conv2 dW gemm")
         xp.matmul(W2.T, D, out=dP.reshape(width, Np))                        # (width, Np)
-        _mark("bwd conv2 gemms")
         cnhw.relu_bwd_sums_pad(dP, P, h4, r1[:width], r2[:width])
-        dw, db, al, be = cnhw.bn_backward_coefficients(r1[:width], r2[:width], np.asarray(m2, np.float64), invstd2,
-                                                       s2_64, M)
+        dw, db, al, be = cnhw.bn_backward_coefficients(r1[:width], r2[:width], xp.asarray(m2, xp.float64),
+                                                       invstd2, s2_64, M)
         n2.weight.grad += dw.astype(dt)
         n2.bias.grad += db.astype(dt)
         if not training:
             al, be = al * 0, be * 0
         cnhw.bn_bwd_apply_pad(dP, P, h4, s2, al.astype(dt), be.astype(dt), dh.reshape(width, N, H, W))
-        _mark("bwd bn2-relu")
         # conv1 and BN1-ReLU, A recomputed
         m1, v1 = (mean[:c], var[:c]) if training else (n1.buffer("running_mean"), n1.buffer("running_var"))
         invstd1, s1_64, s1, t1 = _scale_shift(n1, m1, v1, dt)
         cnhw.bn_relu(Fm[:c], s1, t1, A[:c])
-        _mark("bwd bn1-relu recompute")
         W1 = c1.weight.data.reshape(width, c)
         c1.weight.grad += (A[:c] @ dh.T).T.reshape(width, c, 1, 1)
-        _mark("bwd conv1 dW gemm")
         xp.matmul(W1.T, dh, out=dA[:c])
-        _mark("bwd conv1 gemms")
         cnhw.relu_bwd_sums(dA[:c], A[:c], Fm[:c], s1, Gm[:c], r1[:c], r2[:c])
-        dw, db, al, be = cnhw.bn_backward_coefficients(r1[:c], r2[:c], np.asarray(m1, np.float64), invstd1, s1_64, M)
+        dw, db, al, be = cnhw.bn_backward_coefficients(r1[:c], r2[:c], xp.asarray(m1, xp.float64), invstd1,
+                                                       s1_64, M)
         n1.weight.grad += dw.astype(dt)
         n1.bias.grad += db.astype(dt)
         if training:
             alpha_acc[:c] += al
             beta_acc[:c] += be
-        _mark("bwd bn1-relu")
     cnhw.affine_add(G[:C0], F[:C0], alpha_acc[:C0].astype(dt), beta_acc[:C0].astype(dt))
-    st.stats1, st.stats2 = None, []
-    dx = G[:C0].copy()                         # G is shared scratch: the gradient gets its own array
-    _mark("bwd copy out")
-    return dx.transpose(1, 0, 2, 3)            # NCHW view of a CNHW array
+    dx = G[:C0].copy()                         # G is scratch: the gradient gets its own array
+    return from_cnhw(dx)                       # NCHW view of a CNHW array
 
 
 # ------------------------------------------------------------------ transition
-def _cnhw(x: Array) -> Array:
-    """(N, C, H, W) -> a C-contiguous (C, N, H, W) array: free when x is a transposed view of one."""
-    t = x.transpose(1, 0, 2, 3)
-    return t if t.flags.c_contiguous else np.ascontiguousarray(t)
+class FusedTransition(_FusedDenseNetPart):
+    """DenseNet's transition BN-ReLU-Conv1x1-AvgPool2x2 in one fused pass (channels-first).
+
+    The average pool is applied BEFORE the 1x1 conv (both are linear maps over different
+    axes, so they commute: pool(W a) = W pool(a)), which makes the GEMM four times smaller;
+    BN+ReLU is one fused pass; the activation is recomputed in backward, not stored.
+    Shapes: x (N, C, H, W) (H, W even) -> y (N, O, H/2, W/2) (a channels-first view).
+    Caches: x's channel rows (a reference), the pooled activation (C, N*H*W/4), the statistics.
+    """
+
+    def __init__(self, tr: Transition, *, name: str | None = None) -> None:
+        if tr.dropout:
+            raise ValueError(f"FusedTransition({tr!r}): the fused transition has no dropout; use the Transition")
+        super().__init__(tr, name=name)
+        self.tr = tr
+
+    def _output_shape(self, shape: Shape) -> Shape:
+        if shape[2] % 2 or shape[3] % 2:
+            raise self.error(f"the fused transition needs an even height and width, got {tuple(shape)}")
+        return super()._output_shape(shape)
+
+    def _forward(self, x: Array) -> Array:
+        xp = get_array_module(x)
+        ch = self.tr.children()
+        norm, conv = ch["norm"], ch["conv"]
+        _check_dtype(self, x, norm.weight)
+        X = to_cnhw(x)
+        C, N, H, W = X.shape
+        M, dt = N * H * W, x.dtype
+        O = conv.weight.shape[0]
+        if self.training:
+            mean, var = xp.empty(C), xp.empty(C)
+            cnhw.row_stats(X, mean, var)
+            norm.update_running(mean, var, M)
+        else:
+            mean, var = norm.buffer("running_mean"), norm.buffer("running_var")
+        _, _, s, t = _scale_shift(norm, mean, var, dt)
+        A = self.workspace.get("A", (C, N, H, W), dt, xp)
+        cnhw.bn_relu(X.reshape(C, M), s, t, A.reshape(C, M))
+        A6 = A.reshape(C, N, H // 2, 2, W // 2, 2)
+        pooled = xp.empty((C, N, H // 2, W // 2), dt)
+        xp.add(A6[:, :, :, 0, :, 0], A6[:, :, :, 0, :, 1], out=pooled)
+        pooled += A6[:, :, :, 1, :, 0]
+        pooled += A6[:, :, :, 1, :, 1]
+        pooled *= 0.25
+        Mq = M // 4
+        Y = xp.empty((O, N, H // 2, W // 2), dt)
+        xp.matmul(conv.weight.data.reshape(O, C), pooled.reshape(C, Mq), out=Y.reshape(O, Mq))
+        self.save(X=X, pooled=pooled, mean=mean, var=var, training=self.training)
+        return from_cnhw(Y)                      # NCHW view of a CNHW array: no copy
+
+    def _backward(self, dy: Array) -> Array:
+        xp = get_array_module(dy)
+        X, pooled, mean, var, training = (self.cache[k] for k in ("X", "pooled", "mean", "var", "training"))
+        C, N, H, W = X.shape
+        M, Mq, dt = N * H * W, N * H * W // 4, dy.dtype
+        ch = self.tr.children()
+        norm, conv = ch["norm"], ch["conv"]
+        O = conv.weight.shape[0]
+        dY = to_cnhw(dy).reshape(O, Mq)
+        conv.weight.grad += (pooled.reshape(C, Mq) @ dY.T).T.reshape(conv.weight.shape)
+        dpool = conv.weight.data.reshape(O, C).T @ dY                        # (C, Mq)
+        dpool *= 0.25
+        dA = self.workspace.get("dA", (C, N, H // 2, 2, W // 2, 2), dt, xp)
+        dA[...] = dpool.reshape(C, N, H // 2, 1, W // 2, 1)                  # the pool's backward: spread
+        dA = dA.reshape(C, M)
+        invstd, s64, s, t = _scale_shift(norm, mean, var, dt)
+        A = self.workspace.get("A", (C, M), dt, xp)
+        Xm = X.reshape(C, M)
+        cnhw.bn_relu(Xm, s, t, A)                                            # recomputed (A is not stored)
+        r1, r2 = xp.empty(C), xp.empty(C)
+        cnhw.relu_bwd_sums(dA, A, Xm, s, None, r1, r2)
+        dw, db, al, be = cnhw.bn_backward_coefficients(r1, r2, xp.asarray(mean, xp.float64), invstd, s64, M)
+        norm.weight.grad += dw.astype(dt)
+        norm.bias.grad += db.astype(dt)
+        if not training:
+            al, be = al * 0, be * 0
+        if not self.needs_input_grad(0):
+            return None
+        dX = xp.empty((C, N, H, W), dt)
+        cnhw.bn_bwd_apply(dA, A, Xm, s, al.astype(dt), be.astype(dt), dX.reshape(C, M))
+        return from_cnhw(dX)
 
 
-def transition_forward(tr, x: Array) -> Array:
-    """BN-ReLU-AvgPool2x2-Conv1x1 in CNHW (pool before the conv: they commute)."""
-    X = _cnhw(x)
-    C, N, H, W = X.shape
-    M, dt = N * H * W, x.dtype
-    norm, conv = tr._children["norm"], tr._children["conv"]
-    O = conv.weight.shape[0]
-    if tr.training:
-        mean, var = np.empty(C), np.empty(C)
-        cnhw.row_stats(X, mean, var)
-        norm._update_running(mean, var, M)
-    else:
-        mean, var = norm.buffer("running_mean"), norm.buffer("running_var")
-    invstd, s64, s, t = _scale_shift(norm, mean, var, dt)
-    A = workspace("A", (C, N, H, W), dt)
-    cnhw.bn_relu(X.reshape(C, M), s, t, A.reshape(C, M))
-    A6 = A.reshape(C, N, H // 2, 2, W // 2, 2)
-    pooled = np.empty((C, N, H // 2, W // 2), dt)
-    np.add(A6[:, :, :, 0, :, 0], A6[:, :, :, 0, :, 1], out=pooled)
-    pooled += A6[:, :, :, 1, :, 0]
-    pooled += A6[:, :, :, 1, :, 1]
-    pooled *= 0.25
-    Mq = M // 4
-    Y = np.empty((O, N, H // 2, W // 2), dt)
-    np.matmul(conv.weight.data.reshape(O, C), pooled.reshape(C, Mq), out=Y.reshape(O, Mq))
-    tr._fast_cache = (X, pooled, mean, var, tr.training) if tr.cache_enabled else None
-    return Y.transpose(1, 0, 2, 3)                 # NCHW view of a CNHW array: no copy
+# ------------------------------------------------------------------ fusion rules
+def _dense_block_rule(nodes, i, consumers, outs):
+    layer = nodes[i].layer
+    if type(layer) is not DenseBlock:
+        return None
+    why = unsupported(layer)
+    return Match(None, reason=why) if why else Match(FusedDenseBlock(layer), 1)
 
 
-def transition_backward(tr, dy: Array) -> Array:
-    if tr._fast_cache is None:
-        raise tr.error("backward() without a cached fast forward; call forward() in training mode first")
-    X, pooled, mean, var, training = tr._fast_cache
-    tr._fast_cache = None
-    C, N, H, W = X.shape
-    M, Mq, dt = N * H * W, N * H * W // 4, dy.dtype
-    norm, conv = tr._children["norm"], tr._children["conv"]
-    O = conv.weight.shape[0]
-    dY = _cnhw(dy).reshape(O, Mq)
-    conv.weight.grad += (pooled.reshape(C, Mq) @ dY.T).T.reshape(conv.weight.shape)
-    dpool = conv.weight.data.reshape(O, C).T @ dY                       # (C, Mq)
-    dpool *= 0.25
-    dA = workspace("dA", (C, N, H // 2, 2, W // 2, 2), dt)
-    dA[...] = dpool.reshape(C, N, H // 2, 1, W // 2, 1)                  # the pool's backward: spread
-    dA = dA.reshape(C, M)
-    invstd, s64, s, t = _scale_shift(norm, mean, var, dt)
-    A = workspace("A", (C, M), dt)
-    Xm = X.reshape(C, M)
-    cnhw.bn_relu(Xm, s, t, A)                                            # recomputed (A is not stored)
-    r1, r2 = np.empty(C), np.empty(C)
-    cnhw.relu_bwd_sums(dA, A, Xm, s, None, r1, r2)
-    dw, db, al, be = cnhw.bn_backward_coefficients(r1, r2, np.asarray(mean, np.float64), invstd, s64, M)
-    norm.weight.grad += dw.astype(dt)
-    norm.bias.grad += db.astype(dt)
-    if not training:
-        al, be = al * 0, be * 0
-    dX = np.empty((C, N, H, W), dt)
-    cnhw.bn_bwd_apply(dA, A, Xm, s, al.astype(dt), be.astype(dt), dX.reshape(C, M))
-    return dX.transpose(1, 0, 2, 3)
+def _transition_rule(nodes, i, consumers, outs):
+    tr = nodes[i].layer
+    if type(tr) is not Transition:
+        return None
+    if tr.dropout:
+        return Match(None, reason="the fused transition has no dropout (the Transition runs its layers)")
+    shape = tr.in_shapes[0] if tr.in_shapes else None
+    if shape is not None and (shape[2] % 2 or shape[3] % 2):
+        return Match(None, reason=f"odd spatial size {shape[2:]}: the fused transition pools 2x2 exactly")
+    return Match(FusedTransition(tr), 1)
+
+
+register_rule("densenet.dense_block", _dense_block_rule)
+register_rule("densenet.transition", _transition_rule)
+
+__all__ = ["FusedDenseBlock", "FusedTransition", "unsupported"]

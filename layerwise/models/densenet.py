@@ -37,7 +37,7 @@ class DenseNetConfig:
     num_classes: int = 10                        # classifier outputs
     stem: str = "cifar"                          # 'cifar': one 3x3 conv; 'imagenet': 7x7/2 conv + 3x3/2 max pool
     memory_efficient: bool = True                # recompute BN-ReLU-Conv1 in backward: memory linear in depth
-    impl: str = "fast"                           # dense blocks + transitions: 'fast' (channels-first) or 'reference'
+    impl: str = "fast"                           # 'fast': the fusion pass (fused channels-first blocks); 'reference': every layer alone
     init: str = "msra_fan_out"                   # conv init as the authors' code ('msra_fan_in': torchvision)
     seed: int = 0                                # seed of the weight initialisation
 
@@ -100,12 +100,11 @@ class DenseNet(Model):
         sizes = cfg.layers_per_block()
         for b, n in enumerate(sizes, start=1):
             feats.append((f"denseblock{b}", DenseBlock(n, k, bottleneck=cfg.bottleneck, bn_size=cfg.bn_size,
-                                                       dropout=cfg.dropout, memory_efficient=cfg.memory_efficient,
-                                                       impl=cfg.impl)))
+                                                       dropout=cfg.dropout, memory_efficient=cfg.memory_efficient)))
             c += n * k
             if b < len(sizes):
                 out = int(cfg.compression * c)          # floor(theta * m)
-                feats.append((f"transition{b}", Transition(out, dropout=cfg.dropout, impl=cfg.impl)))
+                feats.append((f"transition{b}", Transition(out, dropout=cfg.dropout)))
                 c = out
         feats.append(("norm5", L.BatchNorm2d()))
         self.num_features = c
@@ -114,6 +113,7 @@ class DenseNet(Model):
         self.add(L.GlobalAvgPool2d(), outputs="pool", name="pool")
         self.add(L.Flatten(), outputs="flatten", name="flatten")
         self.add(L.Linear(cfg.num_classes), outputs="logits", name="classifier")
+        self.set_fusion(cfg.impl == "fast")
 
     def set_memory_efficient(self, on: bool = True) -> "DenseNet":
         """Turn the recomputation of BN-ReLU-Conv1 in every dense block on or off."""

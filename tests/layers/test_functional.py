@@ -87,10 +87,16 @@ def naive_conv(x, W, b, s, p, d, g):
     return y
 
 
-@pytest.mark.parametrize("impl", ["gemm", "direct"])
+@pytest.mark.parametrize("impl", ["gemm", "im2col", "direct"])
 @pytest.mark.parametrize("xs,ws,s,p,d,g", [
-    ((2, 4, 6, 5), (6, 4, 3, 3), (1, 1), (1, 1), (1, 1), 1),   # shifted GEMM path
+    ((2, 4, 6, 5), (6, 4, 3, 3), (1, 1), (1, 1), (1, 1), 1),   # flat shifted path, cols GEMM
+    ((2, 9, 6, 5), (3, 9, 3, 3), (1, 1), (1, 1), (1, 1), 1),   # flat shifted path, few outputs: shifted sums
+    ((2, 3, 11, 6), (4, 3, 5, 3), (1, 1), (0, 2), (2, 1), 1),  # flat shifted, dilated, asymmetric
     ((2, 4, 6, 5), (6, 4, 1, 1), (1, 1), (0, 0), (1, 1), 1),   # plain GEMM path
+    ((2, 4, 7, 6), (6, 4, 1, 1), (2, 2), (0, 0), (1, 1), 1),   # 1x1 stride 2: subsample + GEMM
+    ((2, 4, 6, 1), (5, 4, 1, 1), (1, 1), (1, 1), (1, 1), 1),   # 1x1 with padding: flat shifted
+    ((2, 4, 7, 8), (6, 4, 3, 3), (2, 2), (1, 1), (1, 1), 1),   # channels-first im2col, stride 2
+    ((2, 3, 9, 9), (4, 3, 7, 7), (2, 3), (3, 2), (1, 1), 1),   # 7x7 stem-like, uneven strides
     ((2, 4, 7, 6), (6, 2, 3, 2), (2, 1), (1, 0), (1, 2), 2),   # im2col path, groups
     ((1, 3, 7, 7), (3, 1, 3, 3), (1, 1), (2, 2), (2, 2), 3),   # depthwise, dilated
 ])
@@ -107,6 +113,25 @@ def test_conv2d_forward_matches_naive_and_backward_is_its_adjoint(impl, xs, ws, 
     assert np.isclose((dy * y_u).sum(), (dx * u).sum(), rtol=1e-10)
     assert np.isclose((dy * y_v).sum(), (dW * V).sum(), rtol=1e-10)
     np.testing.assert_allclose(db, dy.sum((0, 2, 3)), rtol=1e-12)
+    # the same numbers from a channels-first input, and each gradient alone when the other is not needed
+    xc = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    y2, ctx2 = conv2d_forward(xc, W, b, s, p, d, g, impl=impl)
+    np.testing.assert_allclose(y2, y, rtol=1e-12, atol=1e-12)
+    dx2, dW2, db2 = conv2d_backward(dy, ctx2, need_dW=False)
+    np.testing.assert_allclose(dx2, dx, rtol=1e-12, atol=1e-12)
+    assert dW2 is None and db2 is None
+    dx3, dW3, _ = conv2d_backward(dy, ctx2, need_dx=False)
+    assert dx3 is None
+    np.testing.assert_allclose(dW3, dW, rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_gemm_returns_a_channels_first_view_and_needs_no_transposes_between_layers(rng):
+    from layerwise.functional.layout import is_cnhw
+    x = rng.standard_normal((2, 4, 6, 5))
+    y, _ = conv2d_forward(x, rng.standard_normal((6, 4, 3, 3)), None, 1, 1)
+    assert y.shape == (2, 6, 6, 5) and is_cnhw(y)
+    z, ctx = conv2d_forward(y, rng.standard_normal((3, 6, 1, 1)), None)
+    assert is_cnhw(z) and np.shares_memory(ctx.saved["X"], y)   # the 1x1 conv read y in place
 
 
 def test_conv2d_forward_rejects_bad_shapes(rng):

@@ -1,10 +1,13 @@
-"""The fast (channels-first, fused) dense block against the reference DenseBlock and PyTorch."""
+"""The fused (channels-first) dense block and transition against the reference layers and PyTorch."""
 import numpy as np
 import pytest
 
+from layerwise.core import Net
 from layerwise.functional import cnhw
+from layerwise.functional.workspace import Workspace
 from layerwise.models import DenseBlock, DenseNetConfig, build_densenet, densenet_bc
-from layerwise.models import dense_fast
+from layerwise.models.dense_block import Transition
+from layerwise.models.dense_fast import FusedDenseBlock, FusedTransition
 from layerwise.testing import gradcheck
 
 BACKENDS = ["numpy"] + (["numba"] if cnhw._nb is not None else [])
@@ -31,13 +34,13 @@ def _perturb(block, rng):
 
 
 def _pair(num_layers, k, bn_size, x, dtype, rng):
-    ref = DenseBlock(num_layers, k, bn_size=bn_size, impl="reference")
+    ref = DenseBlock(num_layers, k, bn_size=bn_size)
     ref.setup(x.shape, dtype=dtype)
     _perturb(ref, rng)
-    fast = DenseBlock(num_layers, k, bn_size=bn_size, impl="fast")
-    fast.setup(x.shape, dtype=dtype)
-    fast.load_state_dict(ref.state_dict())
-    return ref, fast
+    inner = DenseBlock(num_layers, k, bn_size=bn_size)
+    inner.setup(x.shape, dtype=dtype)
+    inner.load_state_dict(ref.state_dict())
+    return ref, FusedDenseBlock(inner)
 
 
 def _run(block, x, dy, mode):
@@ -65,7 +68,6 @@ def test_fast_block_matches_reference(rng, backend, mode, dtype, rtol):
     for step in range(2):   # the second step sees the running statistics the first one updated
         y0, dx0, g0, b0 = _run(ref, x, dy, mode)
         y1, dx1, g1, b1 = _run(fast, x, dy, mode)
-        assert fast._ran_fast and not ref._ran_fast
         assert y1.dtype == dtype and y1.shape == y0.shape
         _close(y0, y1, rtol, f"output (step {step})")
         if dx0 is not None:
@@ -84,19 +86,20 @@ def test_fast_block_matches_reference(rng, backend, mode, dtype, rtol):
 
 
 def test_fast_block_gradcheck(rng, backend):
-    block = DenseBlock(2, 2, bn_size=2, impl="fast")
+    block = DenseBlock(2, 2, bn_size=2)
     block.setup((2, 3, 4, 5), dtype=np.float64)
     _perturb(block, rng)
-    gradcheck(block, rng.standard_normal((2, 3, 4, 5)))
-    assert block._ran_fast
+    report = gradcheck(FusedDenseBlock(block), rng.standard_normal((2, 3, 4, 5)))
+    assert len(report.entries) == 1 + 2 * 6   # the input and every param of the block (2 layers x 6) were checked
 
 
 def test_fast_block_eval_gradcheck(rng, backend):
-    block = DenseBlock(2, 2, bn_size=2, impl="fast")
+    block = DenseBlock(2, 2, bn_size=2)
     block.setup((2, 3, 4, 4), dtype=np.float64)
     _perturb(block, rng)
-    block.eval(grad=True)
-    gradcheck(block, rng.standard_normal((2, 3, 4, 4)))
+    fused = FusedDenseBlock(block)
+    fused.eval(grad=True)
+    gradcheck(fused, rng.standard_normal((2, 3, 4, 4)))
 
 
 def test_numba_and_numpy_kernels_agree(rng):
@@ -124,28 +127,47 @@ def test_numba_and_numpy_kernels_agree(rng):
     assert (out["numpy"][0] == 0).any() and (out["numpy"][0] > 0).any()     # the ReLU is active both ways
 
 
-def test_fast_path_reuses_buffers_and_falls_back(rng):
+def test_fast_path_reuses_buffers_and_refuses_what_it_cannot_run(rng):
     x = rng.standard_normal((2, 4, 5, 5)).astype(np.float32)
-    block = DenseBlock(3, 2, impl="fast")
+    block = FusedDenseBlock(DenseBlock(3, 2))
     y = block.forward(x)
-    assert np.shares_memory(y, block._fast.F) and y.transpose(1, 0, 2, 3).flags.c_contiguous   # a CNHW view
+    assert np.shares_memory(y, block.cache["F"]) and y.transpose(1, 0, 2, 3).flags.c_contiguous   # a CNHW view
     np.testing.assert_array_equal(y[:, :4], x)
     dx = block.backward(np.ones_like(y))
     assert dx.shape == x.shape and dx.transpose(1, 0, 2, 3).flags.c_contiguous
-    scratch = {k: id(v) for k, v in dense_fast._POOL.items()}
+    assert not block.cache                              # F and the statistics are released after backward
+    scratch = {k: id(v) for k, v in block.workspace._bufs.items()}
     y2 = block.forward(x)
     block.backward(np.ones_like(y))
-    assert {k: id(v) for k, v in dense_fast._POOL.items()} == scratch   # scratch reused, not reallocated
+    assert {k: id(v) for k, v in block.workspace._bufs.items()} == scratch   # scratch reused, not reallocated
     assert not np.shares_memory(y, y2)                 # each forward's output stays valid
-    with pytest.raises(ValueError, match="DenseBlock.*without a preceding forward"):
+    with pytest.raises(ValueError, match="FusedDenseBlock.*without a preceding forward"):
         block.backward(np.ones_like(y))
-    drop = DenseBlock(2, 2, dropout=0.2, impl="fast")  # not covered: runs the reference code
-    drop.forward(x)
-    assert not drop._ran_fast
-    with pytest.raises(ValueError, match="impl"):
-        DenseBlock(2, 2, impl="turbo")
-    with pytest.raises(ValueError, match="DenseBlock.*dtype float64.*astype"):
+    with pytest.raises(ValueError, match="bottleneck layers without dropout"):
+        FusedDenseBlock(DenseBlock(2, 2, dropout=0.2))
+    with pytest.raises(ValueError, match="FusedDenseBlock.*dtype float64.*astype"):
         block.forward(x.astype(np.float64))
+
+
+def test_fusion_pass_fuses_dense_blocks_and_says_why_not(rng, caplog):
+    net = Net(inputs="x")
+    net.add(DenseBlock(2, 2), name="ok")
+    net.add(DenseBlock(2, 2, dropout=0.2), name="drop")
+    net.add(Transition(4), name="tr")
+    with caplog.at_level("INFO", logger="layerwise.fusion"):
+        net.forward(rng.standard_normal((2, 4, 6, 6)).astype(np.float32))
+    kinds = {s.name: type(s.layer).__name__ for s in net.steps}
+    assert kinds == {"ok": "FusedDenseBlock", "drop": "DenseBlock", "tr": "FusedTransition"}
+    assert any("drop: densenet.dense_block not fused" in line and "dropout" in line for line in net.fusion_report)
+    assert "dropout" in caplog.text                    # the reason is logged, not silent
+    assert all(s.layer.workspace is net.workspace for s in net.steps if s.fused)   # one workspace per Net
+    assert len(net.workspace) > 0
+    net.eval()
+    assert len(net.workspace) == 0                     # eval frees the training scratch
+    odd = Net(inputs="x")
+    odd.add(Transition(3), name="tr")
+    odd.forward(rng.standard_normal((2, 4, 5, 5)).astype(np.float32))
+    assert not odd.steps[0].fused and "odd spatial size" in odd.fusion_report[0]
 
 
 def test_densenet_bc_defaults_to_fast_and_matches_reference(rng):
@@ -181,28 +203,31 @@ def test_fast_densenet_bc_matches_torch(rng, train):
                          num_classes=5, impl="fast")
     ours = build_densenet(cfg)
     compare(torch, ours, torch_densenet(torch, cfg, in_ch=2), rng.standard_normal((3, 2, 8, 8)), lambda k: k, train)
-    assert all(m._ran_fast for m in ours.modules() if isinstance(m, DenseBlock))
+    fused = [type(s.layer).__name__ for s in ours["features"].steps if s.fused]
+    assert fused == ["FusedDenseBlock", "FusedTransition", "FusedDenseBlock"]
 
 
-def test_workspace_zeroes_on_new_shape():
-    a = dense_fast.workspace("test-ws", (2, 3), np.float32, zero=True)
+def test_workspace_zeroes_on_new_shape_and_frees():
+    ws = Workspace()
+    a = ws.get("test-ws", (2, 3), np.float32, zero=True)
     a[...] = 7
-    b = dense_fast.workspace("test-ws", (2, 3), np.float32, zero=True)
+    b = ws.get("test-ws", (2, 3), np.float32, zero=True)
     assert (b == 7).all()                              # same shape: contents kept (borders stay zero)
-    c = dense_fast.workspace("test-ws", (3, 2), np.float32, zero=True)
+    c = ws.get("test-ws", (3, 2), np.float32, zero=True)
     assert (c == 0).all()
+    assert ws.nbytes == 24 and len(Workspace()) == 0   # workspaces are separate objects, no global pool
+    ws.clear()
+    assert ws.nbytes == 0
 
 
 def _transition_pair(x, dtype, rng, out=5):
-    from layerwise.models.dense_block import Transition
-
-    ref = Transition(out, impl="reference")
+    ref = Transition(out)
     ref.setup(x.shape, dtype=dtype)
     _perturb(ref, rng)
-    fast = Transition(out, impl="fast")
-    fast.setup(x.shape, dtype=dtype)
-    fast.load_state_dict(ref.state_dict())
-    return ref, fast
+    inner = Transition(out)
+    inner.setup(x.shape, dtype=dtype)
+    inner.load_state_dict(ref.state_dict())
+    return ref, FusedTransition(inner)
 
 
 @pytest.mark.parametrize("mode", ["train", "eval_grad", "eval"])
@@ -210,13 +235,13 @@ def _transition_pair(x, dtype, rng, out=5):
 def test_fast_transition_matches_reference(rng, backend, mode, dtype, rtol):
     x = (rng.standard_normal((3, 7, 6, 4)) + 0.3).astype(dtype)
     ref, fast = _transition_pair(x, dtype, rng)
-    assert ref.state_dict().keys() == fast.state_dict().keys()
-    assert {"norm.weight", "conv.weight", "norm.running_var"} <= set(fast.state_dict())
+    assert ref.state_dict().keys() == fast.tr.state_dict().keys()
+    assert {"norm.weight", "conv.weight", "norm.running_var"} <= set(fast.tr.state_dict())
     dy = rng.standard_normal((3, 5, 3, 2)).astype(dtype)
     for _ in range(2):
         y0, dx0, g0, b0 = _run(ref, x, dy, mode)
         y1, dx1, g1, b1 = _run(fast, x, dy, mode)
-        assert fast._ran_fast and not ref._ran_fast and y1.shape == (3, 5, 3, 2)
+        assert y1.shape == (3, 5, 3, 2)
         _close(y0, y1, rtol, "output")
         if dx0 is not None:
             _close(dx0, dx1, rtol, "input grad")
@@ -226,14 +251,12 @@ def test_fast_transition_matches_reference(rng, backend, mode, dtype, rtol):
             np.testing.assert_allclose(b1[name], b0[name], rtol=rtol, atol=rtol, err_msg=name)
 
 
-def test_fast_transition_gradcheck_and_fallback(rng, backend):
-    from layerwise.models.dense_block import Transition
-
-    tr = Transition(3, impl="fast")
+def test_fast_transition_gradcheck_and_refusals(rng, backend):
+    tr = Transition(3)
     tr.setup((2, 4, 4, 6), dtype=np.float64)
     _perturb(tr, rng)
-    gradcheck(tr, rng.standard_normal((2, 4, 4, 6)))
-    assert tr._ran_fast
-    odd = Transition(3, impl="fast")                   # odd sizes: the reference code runs
-    odd.forward(rng.standard_normal((2, 4, 5, 5)).astype(np.float32))
-    assert not odd._ran_fast
+    gradcheck(FusedTransition(tr), rng.standard_normal((2, 4, 4, 6)))
+    with pytest.raises(ValueError, match="even height and width"):
+        FusedTransition(Transition(3)).forward(rng.standard_normal((2, 4, 5, 5)).astype(np.float32))
+    with pytest.raises(ValueError, match="no dropout"):
+        FusedTransition(Transition(3, dropout=0.1))

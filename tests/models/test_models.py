@@ -4,6 +4,7 @@ import pytest
 
 from layerwise.models import (PAPER_CIFAR_ROWS, DenseBlock, DenseNetConfig, ShortcutPad, build_densenet,
                               build_model, densenet_bc, lenet, mlp, registered_models, resnet20)
+from layerwise.core import Net
 from layerwise.testing import gradcheck
 from layerwise.tools.summary import summary, summary_rows
 
@@ -98,13 +99,11 @@ def test_tiny_densenet_bc_on_8x8_digits_trains_a_step(rng):
     assert dx.shape == x.shape
     assert all(np.isfinite(p.grad).all() for p in net.params())
     assert all(not m.cache for m in net.modules())
-    # the fast path keeps its state outside .cache: it must be released after backward too
-    fast = [m for m in net.modules() if getattr(m, "_ran_fast", False)]
-    assert fast, "the default DenseNet-BC should run the fast path"
-    for m in fast:
-        state = getattr(m, "_fast", None)                  # DenseBlock
-        assert state is None or (not state.ready and state.F is None), m
-        assert getattr(m, "_fast_cache", None) is None, m  # Transition
+    # the fused layers of the plan keep their state in their cache: released after backward too
+    fused = [s.layer for m in net.modules() if isinstance(m, Net) for s in m.steps if s.fused]
+    assert {type(f).__name__ for f in fused} >= {"FusedDenseBlock", "FusedTransition"}, \
+        "the default DenseNet-BC should run the fused dense blocks"
+    assert all(not f.cache and not f._forwarded for f in fused)
 
 
 def test_tiny_densenet_bc_gradcheck_end_to_end(rng):

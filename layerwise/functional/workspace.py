@@ -1,0 +1,59 @@
+"""Workspace: named scratch arrays reused across calls (no page faults per step).
+
+Fresh large arrays every step are expensive on these machines: glibc hands freed blocks back
+to the OS and each new array faults its pages in again. A fused layer therefore asks its
+workspace for scratch by name; the same buffer comes back next step. A workspace belongs
+to one Net (its fused layers share it, since they run one after the other), not to the
+process: two nets never share scratch, and ``clear()`` frees it (a Net does so when it is
+put in eval mode, so inference keeps no training scratch).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..backend import Array
+
+
+class Workspace:
+    """Scratch buffers by name. Not shared between threads: one Net runs at a time."""
+
+    def __init__(self) -> None:
+        self._bufs: dict[tuple, Array] = {}
+        self._shapes: dict[tuple, tuple] = {}
+
+    def get(self, name: str, shape, dtype: Any, xp: Any = np, zero: bool = False) -> Array:
+        """A ``shape`` array of ``dtype`` backed by the buffer ``name`` (grown when too small).
+
+        With ``zero=True`` it is zero-filled whenever ``name`` is asked for with a new shape
+        (regions a caller never writes, like a padded border, then stay zero).
+        """
+        dtype = np.dtype(dtype)
+        n = int(np.prod(shape))
+        key = (name, dtype.str, xp.__name__)
+        buf = self._bufs.get(key)
+        if buf is None or buf.size < n:
+            buf = xp.empty(max(n, 1), dtype=dtype)
+            self._bufs[key] = buf
+            self._shapes.pop(key, None)
+        arr = buf[:n].reshape(shape)
+        if zero and self._shapes.get(key) != tuple(shape):
+            arr.fill(0)
+        self._shapes[key] = tuple(shape)
+        return arr
+
+    def clear(self) -> None:
+        """Free every buffer."""
+        self._bufs.clear()
+        self._shapes.clear()
+
+    @property
+    def nbytes(self) -> int:
+        return int(sum(b.nbytes for b in self._bufs.values()))
+
+    def __len__(self) -> int:
+        return len(self._bufs)
+
+
+__all__ = ["Workspace"]
