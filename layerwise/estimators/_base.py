@@ -64,7 +64,7 @@ def minimise(objective: Objective, params: Mapping[str, np.ndarray], *, solver: 
 
     Args:
         objective: ``params -> (value, grads)``, both dicts keyed like ``params`` (float64).
-        params: the starting point (copied).
+        params: the starting point (arrays are copied; Params, e.g. a net's own, are updated in place).
         solver: a registered solver name (``sgd``, ``nesterov``, ``adam``, ``rmsprop``, ...).
         lr: the base learning rate.
         max_iter: the most solver steps.
@@ -83,7 +83,8 @@ def minimise(objective: Objective, params: Mapping[str, np.ndarray], *, solver: 
     Raises:
         FloatingPointError: the objective became inf/NaN (the message says to lower lr).
     """
-    P = {k: Param(np.array(v, dtype=np.float64, copy=True), name=k) for k, v in params.items()}
+    P = {k: v if isinstance(v, Param) else Param(np.array(v, dtype=np.float64, copy=True), name=k)
+         for k, v in params.items()}
     cfg = dict(solver_options or {})
     if lr_policy is not None and str(lr_policy).lower() != "fixed":
         cfg["lr_policy"] = lr_policy
