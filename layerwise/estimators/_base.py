@@ -92,7 +92,8 @@ def minimise(objective: Objective, params: Mapping[str, np.ndarray], *, solver: 
     best, best_params, stall, losses = math.inf, None, 0, []
     converged = False
     for it in range(max_iter):
-        value, grads = objective({k: p.data for k, p in P.items()})
+        with np.errstate(over="ignore", invalid="ignore"):      # a diverging run is reported just below
+            value, grads = objective({k: p.data for k, p in P.items()})
         value = float(value)
         if not math.isfinite(value):
             raise FloatingPointError(f"{owner}: the objective became {value} at iteration {it} with solver "
