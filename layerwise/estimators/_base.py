@@ -28,18 +28,20 @@ Objective = Callable[[dict[str, np.ndarray]], "tuple[float, Mapping[str, np.ndar
 N_ITER_NO_CHANGE = 10
 
 
-def check_solver_params(owner: str, solver: Any, lr: Any, max_iter: Any, tol: Any, exact: tuple[str, ...] = ()) -> None:
-    """Validate the common iterative parameters in ``fit`` (scikit-learn validates there, not in __init__)."""
+def check_solver_params(owner: str, solver: Any, lr: Any, max_iter: Any, tol: Any, exact: tuple[str, ...] = (),
+                        allow_auto: bool = False) -> None:
+    """Validate the common iterative parameters in ``fit`` (scikit-learn validates there, not in __init__).
+    ``exact`` names the estimator's own procedures; ``allow_auto``: lr may be "auto" (1 / Lipschitz)."""
     from ..core.registry import registered
 
     names = {s.lower() for s in registered("solver")}
     if not isinstance(solver, str) or (solver.lower() not in names and solver not in exact):
         known = ", ".join(list(exact) + sorted(names))
         raise ValueError(f"{owner}: solver must be one of {known}, got {solver!r}")
-    if not (isinstance(lr, str) and lr == "auto") and (
+    if not (allow_auto and isinstance(lr, str) and lr == "auto") and (
             isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0 or not math.isfinite(lr)):
-        raise ValueError(f"{owner}: lr must be 'auto' (1 / the gradient's Lipschitz constant) or a number > 0, "
-                         f"got {lr!r}")
+        want = "'auto' (1 / the gradient's Lipschitz constant) or a number > 0" if allow_auto else "a number > 0"
+        raise ValueError(f"{owner}: lr must be {want}, got {lr!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
         raise ValueError(f"{owner}: max_iter must be an integer >= 1, got {max_iter!r}")
     if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:

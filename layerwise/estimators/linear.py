@@ -40,7 +40,7 @@ class _IterativeParams:
         """Minimise ``objective`` from ``params`` with this estimator's solver settings; lr "auto" is
         1 / lipschitz (0.01 when the objective has no Lipschitz gradient)."""
         name = type(self).__name__
-        check_solver_params(name, self.solver, self.lr, self.max_iter, self.tol, exact)
+        check_solver_params(name, self.solver, self.lr, self.max_iter, self.tol, exact, allow_auto=True)
         lr = (1.0 / lipschitz if lipschitz else 0.01) if self.lr == "auto" else self.lr
         out, self.n_iter_, self.loss_curve_ = minimise(
             objective, params, solver=self.solver, lr=lr, max_iter=self.max_iter, tol=self.tol,
@@ -299,7 +299,8 @@ class _LinearRegressor(RegressorMixin, _IterativeParams, BaseEstimator):
         Xc, yc = X - xm, y - ym
         l2, l1 = self._penalties(len(y))
         if self.solver == self._default_solver:
-            check_solver_params(name, self.solver, self.lr, self.max_iter, self.tol, (self._default_solver,))
+            check_solver_params(name, self.solver, self.lr, self.max_iter, self.tol, (self._default_solver,),
+                                allow_auto=True)
             self.n_iter_ = 1                             # one exact solve (Lasso's FISTA sets its own count)
             w = self._exact(Xc, yc)
         else:

@@ -285,3 +285,11 @@ def test_bad_parameters_name_the_estimator_and_the_fix():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             E.LinearRegression(solver="sgd", lr=1e4, max_iter=2000).fit(*_load("diabetes"))
+
+
+def test_lr_auto_is_only_for_the_models_with_a_lipschitz_bound():
+    X, _ = _load("iris")
+    with pytest.raises(ValueError, match="PCA: lr must be a number > 0, got 'auto'"):
+        E.PCA(n_components=2, solver="adam", lr="auto").fit(X)
+    with pytest.raises(ValueError, match="Ridge: lr must be 'auto'"):
+        E.Ridge(solver="adam", lr=-1.0).fit(X, X[:, 0])
