@@ -103,7 +103,7 @@ class Perceptron(_LinearClassifier):
         solver: any layerwise solver name (default ``"sgd"``: the perceptron rule).
         lr: learning rate (the criterion is scale-free, so 1 is as good as any).
         max_iter: the most full-batch updates.
-        tol: stop when the criterion has not improved by tol for 10 updates.
+        tol: stop when the gradient's largest entry is <= tol (in practice: no sample misclassified).
         lr_policy: a layerwise lr policy name; its arguments go in ``solver_options``.
         solver_options: extra solver arguments (momentum, betas, gamma, ...).
         random_state: seed of the starting weights.
