@@ -56,7 +56,8 @@ def add_intercept_column(X: np.ndarray, fit_intercept: bool) -> np.ndarray:
 def minimise(objective: Objective, params: Mapping[str, np.ndarray], *, solver: str = "nesterov",
              lr: float = 0.01, max_iter: int = 100, tol: float = 1e-6, lr_policy: str | None = None,
              solver_options: Mapping[str, Any] | None = None, owner: str = "minimise",
-             keep_best: bool = True, n_iter_no_change: int | None = N_ITER_NO_CHANGE) -> tuple[dict[str, np.ndarray], int, list[float]]:
+             keep_best: bool = True, n_iter_no_change: int | None = N_ITER_NO_CHANGE
+             ) -> tuple[dict[str, np.ndarray], int, list[float]]:
     """Minimise ``objective`` over ``params`` with a layerwise solver.
 
     Stops when the gradient's largest entry is <= tol, or (with ``n_iter_no_change``, for
@@ -99,7 +100,7 @@ def minimise(objective: Objective, params: Mapping[str, np.ndarray], *, solver: 
         value = float(value)
         if not math.isfinite(value):
             raise FloatingPointError(f"{owner}: the objective became {value} at iteration {it} with solver "
-                                     f"{solver!r}, lr={lr:g}; lower lr (or use lr='auto')")
+                                     f"{solver!r}, lr={lr:g}; lower lr")
         losses.append(value)
         improved = not math.isfinite(best) or value < best - tol * max(1.0, abs(best))
         stall = 0 if improved else stall + 1
@@ -119,7 +120,9 @@ def minimise(objective: Objective, params: Mapping[str, np.ndarray], *, solver: 
     if not converged:
         warnings.warn(f"{owner}: solver {solver!r} did not converge in max_iter={max_iter} iterations "
                       f"(tol={tol:g}); increase max_iter or lr", ConvergenceWarning, stacklevel=3)
-        if keep_best and float(objective(last)[0]) < best:  # the last step's result is not evaluated yet
+        with np.errstate(over="ignore", invalid="ignore"):
+            final = float(objective(last)[0])                # the last step's result is not evaluated yet
+        if keep_best and final < best:
             best_params = last
     out = best_params if keep_best and best_params is not None else last
     return out, n_iter, losses

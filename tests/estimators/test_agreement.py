@@ -293,3 +293,29 @@ def test_lr_auto_is_only_for_the_models_with_a_lipschitz_bound():
         E.PCA(n_components=2, solver="adam", lr="auto").fit(X)
     with pytest.raises(ValueError, match="Ridge: lr must be 'auto'"):
         E.Ridge(solver="adam", lr=-1.0).fit(X, X[:, 0])
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("solver, lr, max_iter", [
+    ("sgd", "auto", 300), ("nesterov", "auto", 300), ("adam", 0.05, 300), ("adamw", 0.05, 300),
+    ("rmsprop", 0.01, 300), ("adagrad", 0.5, 300), ("adadelta", 1.0, 2000)])   # AdaDelta starts slowly
+def test_every_layerwise_solver_fits_logistic_regression(solver, lr, max_iter):
+    X, y = _load("iris")
+    X = StandardScaler().fit_transform(X)
+    ref = E.LogisticRegression(tol=1e-9, max_iter=5000).fit(X, y)
+    est = E.LogisticRegression(solver=solver, lr=lr, max_iter=max_iter).fit(X, y)
+    assert est.loss_curve_[-1] < 0.5 * est.loss_curve_[0]            # log 3 at W = 0
+    assert est.score(X, y) >= ref.score(X, y) - 0.03
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_an_lr_policy_reaches_the_solver():
+    X, y = _load("iris")
+    X = StandardScaler().fit_transform(X)
+    fixed = E.LogisticRegression(solver="sgd", lr=0.5, max_iter=50, tol=0).fit(X, y)
+    frozen = E.LogisticRegression(solver="sgd", lr=0.5, max_iter=50, tol=0, lr_policy="step",
+                                  solver_options={"gamma": 1e-9, "step_size": 5}).fit(X, y)
+    # lr drops a billion-fold after 5 steps: the objective stops moving there, unlike with the fixed lr
+    np.testing.assert_array_equal(frozen.loss_curve_[:6], fixed.loss_curve_[:6])
+    assert abs(frozen.loss_curve_[6] - frozen.loss_curve_[-1]) < 1e-8
+    assert fixed.loss_curve_[6] - fixed.loss_curve_[-1] > 1e-2
