@@ -16,5 +16,15 @@ from .tools import gradcheck
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``layerwise.estimators`` and ``layerwise.objectives`` load on first use: they pull in
+    scikit-learn and SciPy, which ``import layerwise`` itself does not need."""
+    if name in ("estimators", "objectives"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'layerwise' has no attribute {name!r}")
+
 __all__ = (["Layer", "LossLayer", "LayerError", "Net", "Param", "Sequential", "register", "gradcheck",
             "backend", "init"] + list(_layers_all) + list(_losses_all) + list(_solvers_all) + list(_models_all))

@@ -417,6 +417,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
         from .viz.optimizers import main as viz_main
 
         return int(viz_main(list(args.rest)) or 0)
+    if args.what in ("gridworld", "gan"):
+        from importlib import import_module
+
+        return int(import_module(f".viz.{args.what}", __package__).main(list(args.rest)) or 0)
     from .train.logs import plot_curves, read_log
 
     ap = argparse.ArgumentParser(prog="layerwise plot curves")
@@ -556,14 +560,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", required=True)
     p.set_defaults(func=cmd_download)
 
-    p = sub.add_parser("plot", help="plots: optimizer paths, training curves", formatter_class=fmt,
+    p = sub.add_parser("plot", help="plots: optimizer paths, training curves, grid world, GAN", formatter_class=fmt,
                        description="plot curves LOG [--out PNG]: redraw a run's curves from log.csv/log.jsonl.\n"
-                       "plot optimizers ...: optimizer paths on test functions (see plot optimizers --help).",
+                       "plot optimizers ...: optimizer paths on test functions (see plot optimizers --help).\n"
+                       "plot gridworld [--out PNG]: value/policy iteration and Q-learning on a grid world.\n"
+                       "plot gan [--out PNG]: a GAN of layerwise layers on a 2-D ring of Gaussians.",
                        epilog=_epilog("""
             layerwise plot curves runs/digits/log.jsonl --out curves.png
             layerwise plot optimizers --help
+            layerwise plot gridworld --out gridworld.png
+            layerwise plot gan --out gan.png
         """))
-    p.add_argument("what", choices=["curves", "optimizers"])
+    p.add_argument("what", choices=["curves", "optimizers", "gridworld", "gan"])
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_plot)
     return ap

@@ -160,17 +160,21 @@ def lasso_prox_step(w: np.ndarray, X: np.ndarray, y: np.ndarray, l1: float, step
     return soft_threshold(w - step * grad, step * l1)
 
 
-def lasso_ista(X: np.ndarray, y: np.ndarray, l1: float, n_iter: int = 10000, tol: float = 1e-13) -> np.ndarray:
-    """Minimise the LASSO with accelerated proximal gradient (FISTA), step 1/L, L = ||X||_2^2 / N."""
+def lasso_ista(X: np.ndarray, y: np.ndarray, l1: float, n_iter: int = 10000, tol: float = 1e-13,
+               return_n_iter: bool = False):
+    """Minimise the LASSO with accelerated proximal gradient (FISTA), step 1/L, L = ||X||_2^2 / N.
+
+    Stops when no weight moves by more than tol; ``return_n_iter`` also returns the steps taken.
+    """
     N, D = X.shape
     step = N / np.linalg.norm(X, 2) ** 2
     w = z = np.zeros(D)
     t = 1.0
-    for _ in range(n_iter):
+    for it in range(n_iter):
         w_new = lasso_prox_step(z, X, y, l1, step)
         t_new = (1 + np.sqrt(1 + 4 * t * t)) / 2
         z = w_new + (t - 1) / t_new * (w_new - w)
         if np.max(np.abs(w_new - w)) < tol:
-            return w_new
+            return (w_new, it + 1) if return_n_iter else w_new
         w, t = w_new, t_new
-    return w
+    return (w, n_iter) if return_n_iter else w
