@@ -297,17 +297,21 @@ class Transition(Layer):
     Args:
         out_channels: maps after the 1x1 conv (floor(theta * C) in DenseNet-C).
         dropout: dropout ratio after the conv (0: no Dropout layer).
+        relu: keep the ReLU after BN (default True, the authors' code and torchvision); False
+            gives the paper's text, BN-Conv1x1-AvgPool (no ``relu`` child; reference path only).
         impl: ``"reference"`` or ``"fast"``.
     """
 
-    def __init__(self, out_channels: int, *, dropout: float = 0.0, impl: str = "reference",
+    def __init__(self, out_channels: int, *, dropout: float = 0.0, relu: bool = True, impl: str = "reference",
                  name: str | None = None) -> None:
         super().__init__(name=name)
         if impl not in IMPLS:
             raise ValueError(f"Transition: impl must be one of {IMPLS}, got {impl!r}")
         L = _layers()
-        self.out_channels, self.dropout, self.impl = int(out_channels), float(dropout), impl
+        self.out_channels, self.dropout, self.impl, self.relu = int(out_channels), float(dropout), impl, bool(relu)
         seq = [("norm", L.BatchNorm2d()), ("relu", L.ReLU()), ("conv", L.Conv2d(self.out_channels, 1, bias=False))]
+        if not self.relu:
+            del seq[1]
         if self.dropout > 0:
             seq.append(("drop", L.Dropout(self.dropout)))
         seq.append(("pool", L.AvgPool2d(2, stride=2)))
@@ -328,7 +332,7 @@ class Transition(Layer):
         return self._chain(shape)
 
     def _use_fast(self, x: Array) -> bool:
-        return (self.impl == "fast" and isinstance(x, np.ndarray) and self.dropout == 0
+        return (self.impl == "fast" and isinstance(x, np.ndarray) and self.dropout == 0 and self.relu
                 and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0)
 
     def _forward(self, x: Array) -> Array:
