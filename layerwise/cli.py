@@ -412,10 +412,14 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_plot(args: argparse.Namespace) -> int:
-    if args.what == "optimizers":
-        from .viz.optimizers import main as viz_main
+_PLOTS = {"optimizers": "optimizers", "reuse": "reuse", "activations": "activations", "center-loss": "center_loss"}
 
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    if args.what in _PLOTS:
+        import importlib
+
+        viz_main = importlib.import_module(f".viz.{_PLOTS[args.what]}", __package__).main
         return int(viz_main(list(args.rest)) or 0)
     from .train.logs import plot_curves, read_log
 
@@ -556,14 +560,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", required=True)
     p.set_defaults(func=cmd_download)
 
-    p = sub.add_parser("plot", help="plots: optimizer paths, training curves", formatter_class=fmt,
+    p = sub.add_parser("plot", help="plots: training curves, optimizer paths, the articles' figures",
+                       formatter_class=fmt,
                        description="plot curves LOG [--out PNG]: redraw a run's curves from log.csv/log.jsonl.\n"
-                       "plot optimizers ...: optimizer paths on test functions (see plot optimizers --help).",
+                       "plot optimizers ...: optimizer paths on test functions (see plot optimizers --help).\n"
+                       "plot reuse CHECKPOINT: DenseNet feature reuse (the paper's Fig. 5).\n"
+                       "plot activations: every activation layer and its derivative.\n"
+                       "plot center-loss: 2-D features with softmax alone and with center loss.\n"
+                       "docs/figures.md shows each picture and its command.",
                        epilog=_epilog("""
             layerwise plot curves runs/digits/log.jsonl --out curves.png
             layerwise plot optimizers --help
+            layerwise plot reuse runs/digits/checkpoint-final.safetensors --out reuse.png
         """))
-    p.add_argument("what", choices=["curves", "optimizers"])
+    p.add_argument("what", choices=["curves", *_PLOTS])
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_plot)
     return ap
