@@ -571,7 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=_epilog("""
             layerwise plot curves runs/digits/log.jsonl --out curves.png
             layerwise plot optimizers --help
-            layerwise plot reuse runs/digits/checkpoint-final.safetensors --out reuse.png
+            layerwise plot reuse runs/digits/checkpoint-epoch0040.safetensors --out reuse.png
         """))
     p.add_argument("what", choices=["curves", *_PLOTS])
     p.add_argument("rest", nargs=argparse.REMAINDER)

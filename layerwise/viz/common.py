@@ -31,6 +31,9 @@ def save_figure(fig: Any, out: str | os.PathLike, dpi: int, what: str = "plot") 
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=dpi, format=suffix[1:])
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)        # mkstemp makes it 0600; an image is for everyone to read
         os.replace(tmp, out)
     except BaseException:
         if os.path.exists(tmp):
