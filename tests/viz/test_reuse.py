@@ -94,7 +94,8 @@ def test_cli_reads_a_checkpoint_prints_the_matrix_and_writes_a_png(tmp_path, cap
             "input_shape": [1, 8, 8]}
     save_checkpoint(ckpt, {f"model/{k}": v for k, v in net.state_dict().items()}, meta)
     out = tmp_path / "reuse.png"
-    assert main([str(ckpt), "--out", str(out), "--dpi", "40"]) == 0
+    from layerwise.cli import main as cli_main
+    assert cli_main(["plot", "reuse", str(ckpt), "--out", str(out), "--dpi", "40"]) == 0   # via the command
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = capsys.readouterr().out
     assert "dense block 2 (3 layers)" in text
