@@ -79,3 +79,11 @@ def test_bad_range_is_a_clear_error(lower, upper):
 def test_integer_input_is_a_clear_error():
     with pytest.raises(ValueError, match="float array"):
         RReLU().forward(np.array([1, -2]))
+
+
+def test_gradcheck_itself_holds_the_random_draws_fixed(rng):
+    """No fixed-slope subclass needed: gradcheck restores every generator before each forward."""
+    from layerwise import Dropout, Linear
+    net = Sequential(Linear(6), RReLU(0.1, 0.5), Dropout(0.3), Linear(3), seed=0)
+    assert gradcheck(net, rng.standard_normal((4, 5))).ok
+    assert gradcheck(RReLU(), _away_from_kink(rng, (3, 8))).ok
