@@ -88,9 +88,11 @@ def run_grid(grid: Sequence[tuple[str, str, dict[str, Any]]] = GRID, *, epochs: 
 
 def plot(rows: Sequence[dict[str, Any]], out: str | Path, *, dpi: int = 90) -> None:
     """Test error vs parameters and vs MACs, one line per family (the paper's Fig. 3 layout)."""
+    from matplotlib.ticker import NullFormatter
+
     from layerwise.viz.common import new_figure, save_figure
 
-    fig = new_figure(10.0, 4.0)
+    fig = new_figure(10.0, 4.2)
     styles = {"DenseNet-BC": ("#d62728", "o"), "ResNet": ("#1f77b4", "s")}
     for j, (key, xlabel) in enumerate([("params", "parameters"), ("macs", "forward MACs per image")]):
         ax = fig.add_subplot(1, 2, j + 1)
@@ -101,7 +103,13 @@ def plot(rows: Sequence[dict[str, Any]], out: str | Path, *, dpi: int = 90) -> N
             y = [r["error"] for r in fam]
             ax.errorbar(x, y, yerr=[r.get("error_std", 0.0) for r in fam], color=c, marker=m, lw=1.6,
                         capsize=3, label=family)
+            for r in fam:
+                short = r["label"].replace("DenseNet-BC ", "").replace(" width ", " w")
+                ax.annotate(short, (r[key], r["error"]), textcoords="offset points", xytext=(4, 4),
+                            fontsize=6.5, color=c)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.margins(x=0.12)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test error (%)")
         ax.grid(True, which="both", alpha=0.3)
