@@ -1,5 +1,6 @@
 """examples/densenet_vs_resnet.py: the machinery on a tiny grid (the real grid runs for minutes)."""
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -41,3 +42,8 @@ def test_tiny_grid_trains_tables_and_plots(ex, tmp_path):
     out = tmp_path / "f.png"
     ex.plot(rows, out, dpi=30)
     assert out.read_bytes()[:4] == b"\x89PNG"
+    saved = tmp_path / "rows.json"
+    saved.write_text(json.dumps(rows))
+    md = tmp_path / "t.md"
+    assert ex.main(["--replot", str(saved), "--out", str(tmp_path / "g.png"), "--table", str(md)]) == 0
+    assert md.read_text().strip() == table                    # redrawn from saved rows, no training
