@@ -412,15 +412,16 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+_PLOTS = {"optimizers": "optimizers", "reuse": "reuse", "activations": "activations", "center-loss": "center_loss",
+          "gridworld": "gridworld", "gan": "gan"}
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
-    if args.what == "optimizers":
-        from .viz.optimizers import main as viz_main
+    if args.what in _PLOTS:
+        import importlib
 
+        viz_main = importlib.import_module(f".viz.{_PLOTS[args.what]}", __package__).main
         return int(viz_main(list(args.rest)) or 0)
-    if args.what in ("gridworld", "gan"):
-        from importlib import import_module
-
-        return int(import_module(f".viz.{args.what}", __package__).main(list(args.rest)) or 0)
     from .train.logs import plot_curves, read_log
 
     ap = argparse.ArgumentParser(prog="layerwise plot curves")
@@ -560,18 +561,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", required=True)
     p.set_defaults(func=cmd_download)
 
-    p = sub.add_parser("plot", help="plots: optimizer paths, training curves, grid world, GAN", formatter_class=fmt,
+    p = sub.add_parser("plot", help="plots: training curves, optimizer paths, the articles' figures, grid world, GAN",
+                       formatter_class=fmt,
                        description="plot curves LOG [--out PNG]: redraw a run's curves from log.csv/log.jsonl.\n"
                        "plot optimizers ...: optimizer paths on test functions (see plot optimizers --help).\n"
+                       "plot reuse CHECKPOINT: DenseNet feature reuse (the paper's Fig. 5).\n"
+                       "plot activations: every activation layer and its derivative.\n"
+                       "plot center-loss: 2-D features with softmax alone and with center loss.\n"
                        "plot gridworld [--out PNG]: value/policy iteration and Q-learning on a grid world.\n"
-                       "plot gan [--out PNG]: a GAN of layerwise layers on a 2-D ring of Gaussians.",
+                       "plot gan [--out PNG]: a GAN of layerwise layers on a 2-D ring of Gaussians.\n"
+                       "docs/figures.md shows each picture and its command.",
                        epilog=_epilog("""
             layerwise plot curves runs/digits/log.jsonl --out curves.png
             layerwise plot optimizers --help
+            layerwise plot reuse runs/digits/checkpoint-epoch0040.safetensors --out reuse.png
             layerwise plot gridworld --out gridworld.png
-            layerwise plot gan --out gan.png
         """))
-    p.add_argument("what", choices=["curves", "optimizers", "gridworld", "gan"])
+    p.add_argument("what", choices=["curves", *_PLOTS])
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_plot)
     return ap

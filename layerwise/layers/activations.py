@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 
 from .. import init as _init
 from ..backend import Array, Shape, erfc, get_array_module
 from ..core import Layer, register
+from .dropout import RandomLayer
 
 __all__ = ["Sigmoid", "TanH", "ReLU", "ELU", "PReLU", "Softplus", "Softsign", "SELU", "SiLU", "Swish",
-           "GELU", "HardSigmoid", "HardTanh", "AbsVal"]
+           "GELU", "HardSigmoid", "HardTanh", "AbsVal", "RReLU"]
 
 _SQRT1_2 = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -488,3 +490,54 @@ class AbsVal(_Elementwise):
 
     def _backward(self, dy: Array) -> Array:
         return get_array_module(dy).sign(self.cache["x"]) * dy
+
+
+@register("layer", "RReLU")
+class RReLU(RandomLayer, _Elementwise):
+    """Randomized leaky ReLU (Xu et al., 2015, "Empirical Evaluation of Rectified Activations";
+    PyTorch's ``nn.RReLU``).
+
+    Training: a_i ~ U(lower, upper) drawn per element and per forward;
+        forward y = x if x > 0 else a_i * x; backward dx = dy if x > 0 else a_i * dy.
+    Eval: the mean slope a = (lower + upper) / 2, deterministic (a leaky ReLU):
+        y = x if x > 0 else a * x; dx = dy if x > 0 else a * dy.
+    The kink x = 0 takes the negative side's slope, as in PyTorch. The slopes come from the
+    layer's own generator (``seed``, ``rng_state()`` / ``set_rng_state()``, as Dropout).
+    Shapes: x (N, *) -> y (N, *).  Caches: slope (the per-element dy -> dx factor; training or
+        eval(grad=True)).
+
+    Args:
+        lower, upper: the range of the random slope, 0 <= lower <= upper (PyTorch's 1/8, 1/3).
+        seed: seed of the slope generator (None: derived from the layer's rng).
+
+    Example:
+        >>> import numpy as np
+        >>> layer = RReLU(0.1, 0.3, seed=0)
+        >>> y = layer.forward(np.array([-10.0, -10.0, 2.0]))
+        >>> bool(np.all((y[:2] <= -1.0) & (y[:2] >= -3.0))), float(y[2])
+        (True, 2.0)
+        >>> layer.eval().forward(np.array([-10.0, 2.0])).tolist()
+        [-2.0, 2.0]
+    """
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3, *, seed: int | None = None,
+                 name: str | None = None) -> None:
+        super().__init__(seed=seed, name=name)
+        if not (math.isfinite(lower) and math.isfinite(upper) and 0.0 <= lower <= upper):
+            raise ValueError(f"RReLU: need finite 0 <= lower <= upper, got lower={lower!r}, upper={upper!r}")
+        self.lower, self.upper = float(lower), float(upper)
+
+    def _forward(self, x: Array) -> Array:
+        xp = get_array_module(x)
+        pos = x > 0
+        if self.training:
+            u = self.generator.random(x.shape, dtype=np.float64 if x.dtype == np.float64 else np.float32)
+            a = xp.asarray(self.lower + (self.upper - self.lower) * u, dtype=x.dtype)    # (N, *) slopes
+        else:
+            a = x.dtype.type(0.5 * (self.lower + self.upper))
+        slope = xp.where(pos, x.dtype.type(1), a)
+        self.save(slope=slope)
+        return x * slope
+
+    def _backward(self, dy: Array) -> Array:
+        return dy * self.cache["slope"]

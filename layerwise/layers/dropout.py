@@ -12,8 +12,46 @@ from ..core import Layer, register
 __all__ = ["Dropout"]
 
 
+class RandomLayer(Layer):
+    """Base of the layers that draw random numbers in training (Dropout's mask, RReLU's slopes)
+    from their own ``numpy.random.Generator``: seeded with ``seed``, or (``seed=None``) from a
+    seed drawn once from the layer's ``rng`` at setup, so a Net's seed fixes every draw.
+    ``rng_state()`` / ``set_rng_state(state)`` save and restore it (a JSON-able dict), so a
+    resumed run draws the same numbers.
+    """
+
+    def __init__(self, *, seed: int | None = None, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.seed = seed
+        self._gen: np.random.Generator | None = None
+
+    @property
+    def generator(self) -> np.random.Generator:
+        """The generator (created on first use)."""
+        if self._gen is None:
+            seed = self.seed if self.seed is not None else int(self.rng.integers(0, 2**63 - 1))
+            self._gen = np.random.default_rng(seed)
+        return self._gen
+
+    def rng_state(self) -> dict[str, Any]:
+        """The generator's state (a deep copy; plain ints and strs, JSON-serialisable)."""
+        return copy.deepcopy(self.generator.bit_generator.state)
+
+    def set_rng_state(self, state: dict[str, Any]) -> None:
+        """Restore a state returned by ``rng_state()``."""
+        gen = self.generator
+        want = type(gen.bit_generator).__name__
+        if not isinstance(state, dict) or state.get("bit_generator") != want:
+            got = state.get("bit_generator") if isinstance(state, dict) else type(state).__name__
+            raise self.error(f"set_rng_state: expected a {want} state from rng_state(), got {got!r}")
+        gen.bit_generator.state = copy.deepcopy(state)
+
+    def _build(self, *shapes: Shape) -> None:
+        self.generator  # draw the derived seed now, in the Net's setup order
+
+
 @register("layer", "Dropout")
-class Dropout(Layer):
+class Dropout(RandomLayer):
     """Inverted dropout (Srivastava et al., 2014; Caffe's DropoutLayer).
 
     Training: m_i ~ Bernoulli(1 - p) (keep with probability 1 - p), scale = 1 / (1 - p),
@@ -43,41 +81,15 @@ class Dropout(Layer):
     """
 
     def __init__(self, ratio: float = 0.5, *, seed: int | None = None, name: str | None = None) -> None:
-        super().__init__(name=name)
+        super().__init__(seed=seed, name=name)
         if not 0.0 <= float(ratio) <= 1.0:
             raise ValueError(f"Dropout: ratio must be in [0, 1], got {ratio!r}")
         self.ratio = float(ratio)
-        self.seed = seed
-        self._gen: np.random.Generator | None = None
 
     @property
     def p(self) -> float:
         """PyTorch's name for the drop probability."""
         return self.ratio
-
-    @property
-    def generator(self) -> np.random.Generator:
-        """The mask generator (created on first use)."""
-        if self._gen is None:
-            seed = self.seed if self.seed is not None else int(self.rng.integers(0, 2**63 - 1))
-            self._gen = np.random.default_rng(seed)
-        return self._gen
-
-    def rng_state(self) -> dict[str, Any]:
-        """The mask generator's state (a deep copy; plain ints and strs, JSON-serialisable)."""
-        return copy.deepcopy(self.generator.bit_generator.state)
-
-    def set_rng_state(self, state: dict[str, Any]) -> None:
-        """Restore a state returned by ``rng_state()``."""
-        gen = self.generator
-        want = type(gen.bit_generator).__name__
-        if not isinstance(state, dict) or state.get("bit_generator") != want:
-            got = state.get("bit_generator") if isinstance(state, dict) else type(state).__name__
-            raise self.error(f"set_rng_state: expected a {want} state from rng_state(), got {got!r}")
-        gen.bit_generator.state = copy.deepcopy(state)
-
-    def _build(self, shape: Shape) -> None:
-        self.generator  # draw the derived seed now, in the Net's setup order
 
     def _output_shape(self, shape: Shape) -> Shape:
         if len(shape) < 1:

@@ -260,13 +260,19 @@ class Transition(Layer):
     Args:
         out_channels: maps after the 1x1 conv (floor(theta * C) in DenseNet-C).
         dropout: dropout ratio after the conv (0: no Dropout layer).
+        relu: keep the ReLU after BN (default True, the authors' code and torchvision); False
+            gives the paper's text, BN-Conv1x1-AvgPool (no ``relu`` child; the fusion pass then
+            leaves the transition unfused and says so).
     """
 
-    def __init__(self, out_channels: int, *, dropout: float = 0.0, name: str | None = None) -> None:
+    def __init__(self, out_channels: int, *, dropout: float = 0.0, relu: bool = True,
+                 name: str | None = None) -> None:
         super().__init__(name=name)
         L = _layers()
-        self.out_channels, self.dropout = int(out_channels), float(dropout)
+        self.out_channels, self.dropout, self.relu = int(out_channels), float(dropout), bool(relu)
         seq = [("norm", L.BatchNorm2d()), ("relu", L.ReLU()), ("conv", L.Conv2d(self.out_channels, 1, bias=False))]
+        if not self.relu:
+            del seq[1]
         if self.dropout > 0:
             seq.append(("drop", L.Dropout(self.dropout)))
         seq.append(("pool", L.AvgPool2d(2, stride=2)))

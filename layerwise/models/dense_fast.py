@@ -286,8 +286,9 @@ class FusedTransition(_FusedDenseNetPart):
     """
 
     def __init__(self, tr: Transition, *, name: str | None = None) -> None:
-        if tr.dropout:
-            raise ValueError(f"FusedTransition({tr!r}): the fused transition has no dropout; use the Transition")
+        if tr.dropout or not tr.relu:
+            raise ValueError(f"FusedTransition({tr!r}): the fused transition is BN-ReLU-Conv-Pool without dropout; "
+                             "use the Transition")
         super().__init__(tr, name=name)
         self.tr = tr
 
@@ -372,8 +373,9 @@ def _transition_rule(nodes, i, consumers, outs):
     tr = nodes[i].layer
     if type(tr) is not Transition:
         return None
-    if tr.dropout:
-        return Match(None, reason="the fused transition has no dropout (the Transition runs its layers)")
+    if tr.dropout or not tr.relu:
+        return Match(None, reason="the fused transition is BN-ReLU-Conv-Pool without dropout (the Transition "
+                                  "runs its layers)")
     shape = tr.in_shapes[0] if tr.in_shapes else None
     if shape is not None and (shape[2] % 2 or shape[3] % 2):
         return Match(None, reason=f"odd spatial size {shape[2:]}: the fused transition pools 2x2 exactly")

@@ -10,7 +10,9 @@ Layout (torchvision's names, so weights move between the two by name):
     then relu, pool (global average), flatten, classifier (Linear).
 A dense layer is BN-ReLU-Conv3x3(k), or BN-ReLU-Conv1x1(4k)-BN-ReLU-Conv3x3(k) with the
 bottleneck (DenseNet-B); a transition is BN-ReLU-Conv1x1(floor(theta*m))-AvgPool2x2, theta < 1
-being compression (DenseNet-C); DenseNet-BC is both. See docs/densenet.md.
+being compression (DenseNet-C); DenseNet-BC is both. ``transition_relu=False`` drops the ReLU of
+the transitions (the paper's text says BN + 1x1 conv + pooling; the authors' code has the ReLU).
+See docs/densenet.md.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ class DenseNetConfig:
     bn_size: int = 4                             # bottleneck width in units of k (4 in the paper)
     compression: float = 1.0                     # theta in (0, 1]: transition keeps floor(theta*m) maps (0.5 = -C)
     dropout: float = 0.0                         # dropout after each conv (paper: 0.2 without augmentation)
+    transition_relu: bool = True                 # BN-ReLU-Conv1x1-Pool (authors' code); False: BN-Conv1x1-Pool (paper's text)
     init_features: int | None = None             # stem width; None: 16 (plain), 2k (bottleneck+compression)
     num_classes: int = 10                        # classifier outputs
     stem: str = "cifar"                          # 'cifar': one 3x3 conv; 'imagenet': 7x7/2 conv + 3x3/2 max pool
@@ -104,7 +107,7 @@ class DenseNet(Model):
             c += n * k
             if b < len(sizes):
                 out = int(cfg.compression * c)          # floor(theta * m)
-                feats.append((f"transition{b}", Transition(out, dropout=cfg.dropout)))
+                feats.append((f"transition{b}", Transition(out, dropout=cfg.dropout, relu=cfg.transition_relu)))
                 c = out
         feats.append(("norm5", L.BatchNorm2d()))
         self.num_features = c

@@ -7,7 +7,9 @@ Each checked element is perturbed by +-eps and the central difference
 
     |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|)
 
-Everything runs in float64 (the layer is converted in place).
+Everything runs in float64 (the layer is converted in place). Layers that draw random numbers
+(Dropout's mask, RReLU's slopes: any module with ``rng_state`` / ``set_rng_state``) have their
+generators restored before every forward, so all evaluations see the same draws.
 """
 from __future__ import annotations
 
@@ -77,8 +79,8 @@ def gradcheck(layer: Layer, *inputs: Any, eps: float = 1e-6, atol: float = 1e-6,
     Returns:
         A GradcheckReport; ``str(report)`` is a table of the errors.
 
-    The layer must be deterministic between calls (Dropout: fix its mask) and the inputs
-    should be kept away from kinks (ReLU at 0, ties in max pooling).
+    Random draws are held fixed (generators with ``rng_state`` are restored before each
+    forward); the inputs should be kept away from kinks (ReLU at 0, ties in max pooling).
     """
     rng = np.random.default_rng(seed)
     layer.astype(np.float64)
@@ -89,17 +91,25 @@ def gradcheck(layer: Layer, *inputs: Any, eps: float = 1e-6, atol: float = 1e-6,
           for x in inputs]
     scale = layer.loss_weight if isinstance(layer, LossLayer) else 1.0
 
-    outs = _tuple(layer.forward(*xs))
+    outs = _tuple(layer.forward(*xs))                   # builds the layer and its generators
+    draws = [(m, m.rng_state()) for m in layer.modules()
+             if callable(getattr(m, "rng_state", None)) and callable(getattr(m, "set_rng_state", None))]
+
+    def forward() -> tuple:
+        for m, state in draws:                           # the same masks / slopes every time
+            m.set_rng_state(state)
+        return _tuple(layer.forward(*xs))
+
     rs = [rng.standard_normal(np.shape(o)) for o in outs]
     xp = get_array_module(*[x for x in xs if hasattr(x, "shape")])
     rs = [xp.asarray(r) for r in rs]
 
     def objective() -> float:
-        ys = _tuple(layer.forward(*xs))
+        ys = forward()
         return float(sum(float((r * y).sum()) for r, y in zip(rs, ys))) * scale
 
     # analytic
-    layer.forward(*xs)
+    forward()
     layer.zero_grad()
     if isinstance(layer, LossLayer):
         dxs = _tuple(layer.backward(float(rs[0])))

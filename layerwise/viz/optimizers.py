@@ -15,12 +15,16 @@ The functions are the ones the gradient-descent seed discusses plus two classics
 The solvers are layerwise's own (``layerwise.solvers``), run on a single 2-element Param, so
 the picture shows exactly the rules the library trains with. Matplotlib is used through its
 object API with the Agg canvas (no pyplot, no global backend switch).
+
+Critical points: the plot marks every critical point of the function in view with its kind
+from the Hessian's eigenvalues (minimum, maximum, saddle; ``layerwise.viz.critical``), and
+``tol`` stops a run when the gradient norm falls under it (the gradient-descent article's
+stopping rule); the legend then says at which kind of point the run stopped, so a run that
+"converged" onto a saddle is told apart from one that reached a minimum.
 """
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -28,8 +32,11 @@ import numpy as np
 
 from ..core.param import Param
 from ..solvers import build_solver
+from .common import save_figure
+from .critical import CriticalPoint, classify, find_critical_points, hessian
 
-__all__ = ["FUNCTIONS", "SOLVERS", "TestFunction", "run_paths", "plot_optimizer_paths", "main"]
+__all__ = ["FUNCTIONS", "SOLVERS", "TestFunction", "run_paths", "critical_points", "stop_kind",
+           "plot_optimizer_paths", "main"]
 
 # ----------------------------------------------------------------------------- test functions
 _WELLS = ((-1.5, -1.0, 1.2, 0.7), (1.5, 1.2, 0.8, 0.6), (1.6, -1.6, 0.6, 0.5))   # (cx, cy, depth, width)
@@ -178,8 +185,21 @@ def _solver_specs(fn: TestFunction, solvers: Any) -> dict[str, dict[str, Any]]:
     return specs
 
 
+def critical_points(function: str) -> list[CriticalPoint]:
+    """Every critical point of ``function`` in its plotted box, with its kind (see ``viz.critical``)."""
+    fn = _function(function)
+    return find_critical_points(fn.f, fn.grad, fn.xlim, fn.ylim)
+
+
+def stop_kind(function: str, point: Sequence[float]) -> tuple[str, tuple[float, float]]:
+    """The kind of point a run stopped at, from the Hessian's eigenvalues there (and them)."""
+    fn = _function(function)
+    return classify(hessian(fn.grad, float(point[0]), float(point[1])))
+
+
 def run_paths(function: str = "saddle", steps: int | None = None, solvers: Any = None,
-              start: Sequence[float] | None = None, noise: float = 0.0, seed: int = 0) -> dict[str, np.ndarray]:
+              start: Sequence[float] | None = None, noise: float = 0.0, seed: int = 0,
+              tol: float | None = None) -> dict[str, np.ndarray]:
     """Run each solver from the same start; return label -> path, an array (n_points, 2).
 
     Args:
@@ -191,6 +211,8 @@ def run_paths(function: str = "saddle", steps: int | None = None, solvers: Any =
         noise: standard deviation of Gaussian noise added to each gradient (stochastic
             gradient descent); the same noise sequence for every solver.
         seed: seed of that noise.
+        tol: stop a run before a step when the gradient norm ||grad f|| (without the noise)
+            is under ``tol``, the stopping rule of gradient descent (None: run all steps).
 
     A path stops early when it leaves a box three times the plotted area (a run down the
     unbounded side of the saddle), so no value overflows.
@@ -199,6 +221,8 @@ def run_paths(function: str = "saddle", steps: int | None = None, solvers: Any =
     steps = fn.steps if steps is None else int(steps)
     if steps < 1:
         raise ValueError(f"optimizer playground: steps must be >= 1, got {steps}")
+    if tol is not None and not tol > 0:
+        raise ValueError(f"optimizer playground: tol must be > 0 (or None for no stopping rule), got {tol}")
     x0 = np.array(fn.start if start is None else start, dtype=np.float64)
     if x0.shape != (2,) or not np.all(np.isfinite(x0)):
         raise ValueError(f"optimizer playground: start must be two finite numbers (x, y), got {start!r}")
@@ -214,6 +238,8 @@ def run_paths(function: str = "saddle", steps: int | None = None, solvers: Any =
         pts = [p.data.copy()]
         for _ in range(steps):
             g = fn.grad(float(p.data[0]), float(p.data[1]))
+            if tol is not None and float(np.hypot(g[0], g[1])) < tol:
+                break
             if noise:
                 g = g + noise * rng.standard_normal(2)
             p.grad[...] = g
@@ -227,25 +253,12 @@ def run_paths(function: str = "saddle", steps: int | None = None, solvers: Any =
 
 def _atomic_savefig(fig, out: str, dpi: int) -> None:
     """Write to a temporary file beside ``out`` and rename, so no half-written image is left."""
-    out = os.fspath(out)
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"optimizer playground: the folder of {out!r} does not exist; create it first")
-    suffix = os.path.splitext(out)[1] or ".png"
-    fd, tmp = tempfile.mkstemp(suffix=suffix, dir=folder)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, format=suffix[1:])
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    save_figure(fig, out, dpi, "optimizer playground")
 
 
 def plot_optimizer_paths(function: str = "saddle", out: str = "paths.png", steps: int | None = None,
                          solvers: Any = None, start: Sequence[float] | None = None, noise: float = 0.0,
-                         seed: int = 0, dpi: int = 120) -> dict[str, np.ndarray]:
+                         seed: int = 0, dpi: int = 120, tol: float | None = None) -> dict[str, np.ndarray]:
     """Draw every solver's path over the contour plot of ``function`` and save it to ``out``.
 
     Args: as ``run_paths``, plus ``out`` (the image file; its suffix picks the format, PNG by
@@ -259,7 +272,7 @@ def plot_optimizer_paths(function: str = "saddle", out: str = "paths.png", steps
     from matplotlib.figure import Figure
 
     fn = _function(function)
-    paths = run_paths(function, steps=steps, solvers=solvers, start=start, noise=noise, seed=seed)
+    paths = run_paths(function, steps=steps, solvers=solvers, start=start, noise=noise, seed=seed, tol=tol)
     n_steps = fn.steps if steps is None else int(steps)
 
     fig = Figure(figsize=(11.5, 7.0))
@@ -286,7 +299,10 @@ def plot_optimizer_paths(function: str = "saddle", out: str = "paths.png", steps
         lr = specs[label].get("lr")
         end = path[-1]
         inside = fn.xlim[0] <= end[0] <= fn.xlim[1] and fn.ylim[0] <= end[1] <= fn.ylim[1]
-        if inside and len(path) > n_steps:
+        if tol is not None and inside and len(path) <= n_steps \
+                and float(np.linalg.norm(fn.grad(end[0], end[1]))) < tol:
+            tail = f"stopped at step {len(path) - 1}, |g| < {tol:g}: a {stop_kind(function, end)[0]}"
+        elif inside and len(path) > n_steps:
             tail = f"end f={float(fn.f(end[0], end[1])):.3g}"
         else:
             out_at = next((k for k, q in enumerate(path) if not (fn.xlim[0] <= q[0] <= fn.xlim[1]
@@ -300,13 +316,23 @@ def plot_optimizer_paths(function: str = "saddle", out: str = "paths.png", steps
     s = paths[next(iter(paths))][0]
     ax.plot([s[0]], [s[1]], "*", color="k", ms=14, zorder=45, label=f"start ({s[0]:g}, {s[1]:g})")
     for name, (px, py) in fn.points.items():
-        ax.plot([px], [py], "o", mfc="none", mec="k", ms=13, mew=1.2, zorder=35)
         ax.annotate(name, (px, py), textcoords="offset points", xytext=(8, 8), fontsize=9, zorder=35)
+    style = {"minimum": ("o", "#2ca02c"), "maximum": ("^", "#d62728"), "saddle": ("X", "#ff7f0e"),
+             "degenerate": ("D", "0.5")}
+    shown = set()
+    for cp in critical_points(function):
+        m, c = style[cp.kind]
+        ax.plot([cp.point[0]], [cp.point[1]], m, mfc="none", mec=c, ms=14, mew=2.0, zorder=36,
+                label=None if cp.kind in shown else f"critical point: {cp.kind} (Hessian eigenvalues)")
+        shown.add(cp.kind)
+        ax.annotate(f"{cp.kind}\nλ = {cp.eigenvalues[0]:.3g}, {cp.eigenvalues[1]:.3g}", cp.point,
+                    textcoords="offset points", xytext=(8, -22), fontsize=7.5, color=c, zorder=36)
     ax.set_xlim(*fn.xlim)
     ax.set_ylim(*fn.ylim)
     ax.set_xlabel("x")
     ax.set_ylabel("y")
-    ax.set_title(f"{fn.name}: {fn.formula}  ({n_steps} steps{', gradient noise %g' % noise if noise else ''})")
+    ax.set_title(f"{fn.name}: {fn.formula}  ({n_steps} steps{', gradient noise %g' % noise if noise else ''}"
+                 f"{', stop when |g| < %g' % tol if tol is not None else ''})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8.5, frameon=False)
     fig.tight_layout()
     _atomic_savefig(fig, out, dpi)
@@ -331,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise", type=float, default=0.0,
                         help="std of Gaussian noise added to each gradient, to mimic mini-batch SGD (default: 0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the gradient noise")
+    parser.add_argument("--tol", type=float, default=None,
+                        help="stop a run when the gradient norm falls under TOL; the plot then says whether it "
+                             "stopped at a minimum, a maximum or a saddle (default: run all steps)")
     parser.add_argument("--dpi", type=int, default=120)
     args = parser.parse_args(argv)
     start = None
@@ -343,11 +372,18 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--start must be two numbers 'x,y', got {args.start!r}")
     try:
         paths = plot_optimizer_paths(args.function, out=args.out, steps=args.steps, solvers=args.solvers,
-                                     start=start, noise=args.noise, seed=args.seed, dpi=args.dpi)
+                                     start=start, noise=args.noise, seed=args.seed, dpi=args.dpi, tol=args.tol)
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
+    for cp in critical_points(args.function):
+        print(f"critical point ({cp.point[0]:.4g}, {cp.point[1]:.4g}): {cp.kind}, Hessian eigenvalues "
+              f"{cp.eigenvalues[0]:.4g}, {cp.eigenvalues[1]:.4g}, f = {cp.value:.4g}")
+    fn = FUNCTIONS[args.function]
     for label, path in paths.items():
         x, y = path[-1]
-        print(f"{label:>9}: {len(path) - 1:5d} steps, end ({x:.4g}, {y:.4g})")
+        g = float(np.linalg.norm(fn.grad(x, y)))
+        stopped = (f", stopped by |g| = {g:.2g} < {args.tol:g} at a {stop_kind(args.function, (x, y))[0]}"
+                   if args.tol is not None and g < args.tol else "")
+        print(f"{label:>9}: {len(path) - 1:5d} steps, end ({x:.4g}, {y:.4g}){stopped}")
     print(f"wrote {args.out}")
     return 0

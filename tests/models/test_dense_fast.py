@@ -258,5 +258,5 @@ def test_fast_transition_gradcheck_and_refusals(rng, backend):
     gradcheck(FusedTransition(tr), rng.standard_normal((2, 4, 4, 6)))
     with pytest.raises(ValueError, match="even height and width"):
         FusedTransition(Transition(3)).forward(rng.standard_normal((2, 4, 5, 5)).astype(np.float32))
-    with pytest.raises(ValueError, match="no dropout"):
+    with pytest.raises(ValueError, match="without dropout"):
         FusedTransition(Transition(3, dropout=0.1))
