@@ -10,3 +10,7 @@ The file formats are read with well-kept libraries (``protobuf`` for Caffe, ``on
 from .caffe import CaffeError, CaffeNet, load_caffe, load_caffe_solver
 
 __all__ = ["load_caffe", "load_caffe_solver", "CaffeNet", "CaffeError"]
+from .onnx_export import ExportError, export_onnx, to_onnx
+from .onnx_import import OnnxImportError, OnnxNet, load_onnx
+
+__all__ += ["export_onnx", "to_onnx", "ExportError", "load_onnx", "OnnxNet", "OnnxImportError"]
