@@ -534,63 +534,107 @@ def _top_level_keys(text: str) -> list[str]:
     return keys
 
 
-def load_caffe_solver(src: str | Path) -> dict[str, Any]:
-    """Read a Caffe solver.prototxt into layerwise's training-config form (a dict for ``load_config``).
+def _f32(v: float) -> float:
+    """A float32 proto field as the decimal the file wrote (0.01, not 0.009999999776)."""
+    return float(str(np.float32(v)))
+
+
+@dataclass
+class CaffeSolver:
+    """A solver.prototxt read for layerwise.
+
+    Attributes:
+        config: the fields that map, as a dict for ``layerwise.config.load_config``
+            (``solver``, ``lr_policy``, ``seed``); schedules stay in iterations, as in Caffe.
+        max_iter, snapshot, snapshot_prefix, iter_size, display, test_iter, test_interval,
+            net, test_net: Caffe's iteration-based settings and net paths.
+    """
+    config: dict
+    max_iter: int = 0
+    snapshot: int = 0
+    snapshot_prefix: str = ""
+    iter_size: int = 1
+    display: int = 0
+    test_iter: list = field(default_factory=list)
+    test_interval: int = 0
+    net: str = ""
+    test_net: list = field(default_factory=list)
+
+    def to_config(self, iters_per_epoch: int):
+        """A layerwise Config: epochs = ceil(max_iter / iters_per_epoch), a checkpoint every
+        ceil(snapshot / iters_per_epoch) epochs; the rest from ``config``."""
+        from ..config import load_config
+        raw = dict(self.config)
+        if self.max_iter:
+            raw["epochs"] = max(1, -(-self.max_iter // int(iters_per_epoch)))
+        if self.snapshot:
+            raw["checkpoint_every"] = max(1, -(-self.snapshot // int(iters_per_epoch)))
+        return load_config(raw)
+
+
+def load_caffe_solver(src: str | Path) -> CaffeSolver:
+    """Read a Caffe solver.prototxt (a path or its text) as layerwise training settings.
 
     Mapped: base_lr, momentum, weight_decay (L2, or L1 via regularization_type), type / solver_type
-    (SGD, Nesterov, AdaGrad, RMSProp, AdaDelta, Adam with delta, momentum2, rms_decay),
-    lr_policy with gamma, power, stepsize, stepvalue (iterations), max_iter, clip_gradients,
-    iter_size, random_seed, snapshot (every N iterations) and snapshot_prefix. The net paths,
-    test and display settings are returned under ``"caffe"``; fields that have no
-    layerwise meaning (solver_mode, device_id, ...) are named in one warning.
+    (SGD, Nesterov, AdaGrad, RMSProp with rms_decay, AdaDelta with momentum as rho, Adam with
+    momentum and momentum2 as betas; delta as eps), lr_policy with gamma, power, stepsize,
+    stepvalue and max_iter (iterations, as Caffe), clip_gradients, iter_size, random_seed,
+    max_iter, snapshot, snapshot_prefix and the net paths. Fields with no layerwise meaning
+    (solver_mode, device_id, ...) and fields unknown to Caffe's schema are named in one warning.
     """
     text, label = _read_text(src, "solver prototxt")
     sp = parse_prototxt(text, "SolverParameter")
-    set_fields = {f.name: v for f, v in sp.ListFields()}
-    kind = sp.type if sp.HasField("type") else None
-    if kind is None and sp.HasField("solver_type"):
+    set_fields = {f.name for f, _ in sp.ListFields()}
+    kind = sp.type if "type" in set_fields else None
+    if kind is None and "solver_type" in set_fields:
         kind = sp.DESCRIPTOR.fields_by_name["solver_type"].enum_type.values_by_number[sp.solver_type].name
     kind = (kind or "SGD").lower()
-    solver: dict[str, Any] = {"name": "sgd" if kind in ("sgd", "nesterov") else kind,
-                              "lr": float(sp.base_lr), "momentum": float(sp.momentum) if "momentum" in set_fields
-                              else 0.0, "nesterov": kind == "nesterov",
-                              "weight_decay": float(sp.weight_decay), "kwargs": {}}
+    if kind not in ("sgd", "nesterov", "adagrad", "rmsprop", "adadelta", "adam"):
+        raise CaffeError(f"{label}: solver type {kind!r} is unknown; Caffe's types are SGD, Nesterov, AdaGrad, "
+                         "RMSProp, AdaDelta, Adam")
+    momentum = _f32(sp.momentum) if "momentum" in set_fields else 0.0
+    solver: dict[str, Any] = {"name": "sgd" if kind in ("sgd", "nesterov") else kind, "lr": _f32(sp.base_lr),
+                              "weight_decay": _f32(sp.weight_decay), "kwargs": {}}
+    kw = solver["kwargs"]
+    if kind in ("sgd", "nesterov"):
+        solver.update(momentum=momentum, nesterov=kind == "nesterov")
+    elif kind == "adam":
+        kw.update(betas=[momentum or 0.9, _f32(sp.momentum2)], eps=_f32(sp.delta))
+    elif kind == "rmsprop":
+        kw.update(alpha=_f32(sp.rms_decay), eps=_f32(sp.delta))
+    elif kind == "adadelta":
+        kw.update(rho=momentum or 0.9, eps=_f32(sp.delta))
+    else:
+        kw["eps"] = _f32(sp.delta)
     if sp.regularization_type.upper() == "L1":
-        solver["kwargs"]["regularization"] = "L1"
+        kw["regularization"] = "L1"
     if sp.clip_gradients >= 0:
-        solver["kwargs"]["clip_gradients"] = float(sp.clip_gradients)
-    if kind == "adam":
-        solver["kwargs"].update(betas=[float(sp.momentum), float(sp.momentum2)], eps=float(sp.delta))
-    elif kind in ("rmsprop", "adagrad", "adadelta"):
-        solver["kwargs"]["eps"] = float(sp.delta)
-        if kind == "rmsprop":
-            solver["kwargs"]["rms_decay"] = float(sp.rms_decay)
+        kw["clip_gradients"] = _f32(sp.clip_gradients)
+    if sp.iter_size > 1:
+        kw["iter_size"] = int(sp.iter_size)
     policy = (sp.lr_policy or "fixed").lower()
-    lrp: dict[str, Any] = {"name": policy, "warmup_epochs": 0.0, "kwargs": {}}
-    if "gamma" in set_fields:
-        lrp["kwargs"]["gamma"] = float(sp.gamma)
-    if "power" in set_fields:
-        lrp["kwargs"]["power"] = float(sp.power)
+    pk: dict[str, Any] = {}
+    for name in ("gamma", "power"):
+        if name in set_fields:
+            pk[name] = _f32(getattr(sp, name))
     if "stepsize" in set_fields:
-        lrp["kwargs"]["stepsize"] = int(sp.stepsize)
+        pk["step_size"] = int(sp.stepsize)
     if len(sp.stepvalue):
-        lrp["kwargs"]["stepvalue"] = [int(v) for v in sp.stepvalue]
-    out: dict[str, Any] = {"solver": solver, "lr_policy": lrp,
-                           "caffe": {"max_iter": int(sp.max_iter), "iter_size": int(sp.iter_size),
-                                     "snapshot": int(sp.snapshot), "snapshot_prefix": sp.snapshot_prefix,
-                                     "net": sp.net or sp.train_net, "test_net": list(sp.test_net),
-                                     "test_iter": [int(v) for v in sp.test_iter],
-                                     "test_interval": int(sp.test_interval), "display": int(sp.display)}}
+        pk["milestones"] = [int(v) for v in sp.stepvalue]
+    if policy == "poly" and sp.max_iter:
+        pk["max_iter"] = int(sp.max_iter)
+    config: dict[str, Any] = {"solver": solver, "lr_policy": {"name": policy, "warmup_epochs": 0.0, "kwargs": pk}}
     if sp.random_seed >= 0:
-        out["seed"] = int(sp.random_seed)
-    ignored = sorted(n for n in set_fields if n in ("solver_mode", "device_id", "debug_info", "snapshot_format",
-                                                    "snapshot_diff", "layer_wise_reduce", "average_loss",
-                                                    "test_compute_loss", "test_initialization",
-                                                    "snapshot_after_train", "train_state", "test_state",
-                                                    "net_param", "train_net_param", "test_net_param"))
+        config["seed"] = int(sp.random_seed)
+    ignored = {"solver_mode", "device_id", "debug_info", "snapshot_format", "snapshot_diff", "layer_wise_reduce",
+               "average_loss", "test_compute_loss", "test_initialization", "snapshot_after_train", "train_state",
+               "test_state", "net_param", "train_net_param", "test_net_param"}
     known = set(sp.DESCRIPTOR.fields_by_name)
-    unknown = sorted(set(ignored) | {k for k in _top_level_keys(text) if k not in known})
+    unknown = sorted((set_fields & ignored) | {k for k in _top_level_keys(text) if k not in known})
     if unknown:
         warnings.warn(f"{label}: solver fields without a layerwise meaning were ignored: {', '.join(unknown)}",
                       stacklevel=2)
-    return out
+    return CaffeSolver(config=config, max_iter=int(sp.max_iter), snapshot=int(sp.snapshot),
+                       snapshot_prefix=sp.snapshot_prefix, iter_size=int(sp.iter_size), display=int(sp.display),
+                       test_iter=[int(v) for v in sp.test_iter], test_interval=int(sp.test_interval),
+                       net=sp.net or sp.train_net, test_net=list(sp.test_net))

@@ -327,16 +327,26 @@ my_custom_field: 3
 
 def test_solver_prototxt_maps_to_config(tmp_path):
     from layerwise.config import load_config
+    from layerwise.train.build import build_policy_from_config
     p = tmp_path / "lenet_solver.prototxt"
     p.write_text(SOLVER)
-    with pytest.warns(UserWarning, match="my_custom_field.*solver_mode|solver_mode.*my_custom_field"):
-        raw = load_caffe_solver(p)
-    assert raw["solver"]["lr"] == pytest.approx(0.01) and raw["solver"]["momentum"] == pytest.approx(0.9)
-    assert raw["solver"]["weight_decay"] == pytest.approx(5e-4) and raw["solver"]["name"] == "sgd"
-    assert raw["lr_policy"]["name"] == "inv"
-    assert raw["lr_policy"]["kwargs"] == pytest.approx({"gamma": 1e-4, "power": 0.75})
-    assert raw["caffe"]["max_iter"] == 10000 and raw["caffe"]["snapshot"] == 5000
-    cfg = load_config({k: v for k, v in raw.items() if k != "caffe"})
-    assert cfg.solver.lr == pytest.approx(0.01) and cfg.lr_policy.name == "inv"
+    with pytest.warns(UserWarning, match="ignored: my_custom_field, solver_mode"):
+        sol = load_caffe_solver(p)
+    assert sol.max_iter == 10000 and sol.snapshot == 5000 and sol.snapshot_prefix == "examples/mnist/lenet"
+    assert sol.net == "examples/mnist/lenet_train_test.prototxt" and sol.test_iter == [100]
+    cfg = sol.to_config(iters_per_epoch=1000)
+    assert cfg.epochs == 10 and cfg.checkpoint_every == 5
+    assert (cfg.solver.name, cfg.solver.lr, cfg.solver.momentum, cfg.solver.nesterov) == ("sgd", 0.01, 0.9, False)
+    assert cfg.solver.weight_decay == pytest.approx(5e-4) and cfg.lr_policy.warmup_epochs == 0
+    lr = build_policy_from_config(cfg, 1000)                           # Caffe's inv: (1 + gamma it)^-power
+    assert lr(2000) == pytest.approx(0.01 * (1 + 1e-4 * 2000) ** -0.75, rel=1e-6)
+    step = load_caffe_solver('base_lr: 0.1 lr_policy: "multistep" gamma: 0.5 stepvalue: 100 stepvalue: 300 '
+                             'momentum: 0.9 type: "Nesterov" max_iter: 400\n')
+    lr = build_policy_from_config(step.to_config(iters_per_epoch=100), 100)
+    assert [lr(99), lr(100), lr(300)] == pytest.approx([0.1, 0.05, 0.025])
+    assert step.config["solver"]["nesterov"] is True
     adam = load_caffe_solver('base_lr: 0.001 type: "Adam" momentum: 0.9 momentum2: 0.99 delta: 1e-6 lr_policy: "fixed"\n')
-    assert adam["solver"]["name"] == "adam" and adam["solver"]["kwargs"]["betas"] == pytest.approx([0.9, 0.99])
+    cfg = load_config(adam.config)
+    assert cfg.solver.name == "adam" and cfg.solver.kwargs["betas"] == pytest.approx([0.9, 0.99])
+    with pytest.raises(CaffeError, match="solver type 'sgdx'"):
+        load_caffe_solver('base_lr: 0.1 type: "SGDX"\n')
