@@ -75,7 +75,7 @@ class Exp(_Elementwise):
 
     Example:
         >>> import numpy as np
-        >>> Exp(base=2.0).forward(np.array([3.0])).tolist()
+        >>> Exp(base=2.0).forward(np.array([3.0])).round(12).tolist()
         [8.0]
     """
 
