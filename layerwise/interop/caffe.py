@@ -383,7 +383,7 @@ def _input_shapes(names: Sequence[str], given: Any, declared: dict[str, tuple], 
 
 
 def load_caffe(prototxt: str | Path, caffemodel: str | Path | bytes | None = None, *, phase: str = "TEST",
-               input_shape: Any = None) -> CaffeNet:
+               input_shape: Any = None, outputs: str | Sequence[str] | None = None) -> CaffeNet:
     """Build a Net from a Caffe model definition and, optionally, its trained weights.
 
     Args:
@@ -393,6 +393,9 @@ def load_caffe(prototxt: str | Path, caffemodel: str | Path | bytes | None = Non
             layers are included or excluded by their ``include``/``exclude`` phase rules.
         input_shape: shape of the first input, or ``{blob: shape}``; needed where the prototxt
             declares none (the Data layers of a train_val prototxt), optional otherwise.
+        outputs: Caffe blob name(s) ``forward`` returns instead of the unread tops, e.g. the
+            logits ``"fc8"`` of a deploy net ending in Softmax, to fine-tune it with the Trainer
+            and a SoftmaxCrossEntropyLoss.
 
     Returns:
         A CaffeNet in eval mode (``net.train()`` for fine-tuning); float32 params.
@@ -500,8 +503,17 @@ def load_caffe(prototxt: str | Path, caffemodel: str | Path | bytes | None = Non
         plan.append((layer, ins, outs, cl))
     if not plan:
         raise CaffeError(f"{label}: has no computing layers")
-    outputs = [o for _, _, outs, _ in plan for o in outs if o not in consumed]
-    net = CaffeNet(inputs, outputs, name=netp.name or None)
+    if outputs is not None:
+        wanted = [outputs] if isinstance(outputs, str) else list(outputs)
+        unknown = [o for o in wanted if o not in current]
+        if unknown:
+            raise CaffeError(f"{label}: outputs {unknown} are not blobs of the net; blobs: {sorted(current)}")
+        # the Caffe name's value right after the layer that wrote it last (before in-place layers
+        # that follow, when those are dropped), i.e. its final internal blob
+        out_names = [current[o] for o in wanted]
+    else:
+        out_names = [o for _, _, outs, _ in plan for o in outs if o not in consumed]
+    net = CaffeNet(inputs, out_names, name=netp.name or None)
     for layer, ins, outs, cl in plan:
         net.add(layer, inputs=ins, outputs=outs, name=cl.name)
         net.caffe_layers[cl.name] = cl.type

@@ -267,6 +267,27 @@ def test_train_val_loads_test_phase_and_fine_tunes(tmp_path, rng):
     assert float(train.forward(x, y)) < 0.5 * first
 
 
+def test_deploy_net_fine_tunes_with_the_trainer(tmp_path, rng):
+    from layerwise.data import ArrayDataset, DataLoader
+    from layerwise.losses import SoftmaxCrossEntropyLoss
+    from layerwise.solvers import SGD
+    from layerwise.train import Trainer
+    w = tmp_path / "lenet.caffemodel"
+    write_caffemodel(load_caffe(LENET), w, rng)
+    net = load_caffe(LENET, w, outputs="ip2").train()                # logits, not the Softmax
+    assert net.output_names == ("ip2",)
+    x = rng.standard_normal((32, 1, 20, 20)).astype(np.float32)
+    y = (x[:, 0, :10].mean(axis=(1, 2)) > 0).astype(np.int64)         # a learnable rule
+    loader = DataLoader(ArrayDataset(x, y, name="toy"), batch_size=8, shuffle=True, seed=0)
+    trainer = Trainer(net, SoftmaxCrossEntropyLoss(), SGD(net.named_params(), lr=0.01, momentum=0.9), loader,
+                      epochs=3, run_dir=tmp_path / "run", num_classes=10, input_shape=(1, 20, 20), checkpoint_every=0,
+                      progress=False, print_fn=lambda s: None)
+    history = trainer.fit()
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    with pytest.raises(CaffeError, match="outputs \\['nope'\\] are not blobs"):
+        load_caffe(LENET, outputs="nope")
+
+
 def test_errors_name_layer_type_and_file(tmp_path, rng):
     bad = LENET.replace('type: "ReLU"', 'type: "SPP"')
     with pytest.raises(CaffeError, match=r"layer 'relu1' \(SPP\).*not supported"):
