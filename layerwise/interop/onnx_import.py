@@ -142,7 +142,7 @@ class _Builder:
         if all(i in self.consts or not i for i in inp) and op not in ("Constant",):
             self._fold(node, a)
             return
-        if op == "Identity" or op == "Dropout" and len(node.output) >= 1 and not self._training_dropout(node, a):
+        if op in ("Identity", "Dropout"):
             if op == "Dropout" and self.consumers.get(node.output[0]):
                 ratio = float(a.get("ratio", 0.5))
                 if len(inp) > 1 and inp[1] in self.consts:
@@ -350,9 +350,6 @@ class _Builder:
         raise OnnxImportError(f"{w}: operator {op!r} is not supported; supported operators: "
                               f"{', '.join(SUPPORTED_OPS)}")
 
-    def _training_dropout(self, node, a) -> bool:
-        return False
-
     def _fold(self, node, a) -> None:
         """A node whose inputs are all constants: evaluated here with NumPy (shape arithmetic)."""
         op, ins = node.op_type, [self.consts[i] for i in node.input if i]
@@ -397,11 +394,11 @@ class _Builder:
                      "Mul": lambda: L.Power(1.0, v, 0.0), "Div": lambda: L.Power(1.0, 1.0 / v, 0.0)}[op]()
             self.add(layer, node, [x])
             return
-        # a per-channel constant (C, 1, 1) / (1, C, 1, 1) / (C,) on 2-D input: a Scale with fixed shape
-        cs = c.reshape(c.shape[-len(shape) + 1:] if c.ndim == len(shape) else c.shape)
-        flat = c.reshape(-1)
-        if len(shape) >= 2 and flat.size == shape[1] and c.ndim <= len(shape) and \
-                all(d == 1 for d in c.shape[-(len(shape) - 2):] if len(shape) > 2) if c.ndim >= len(shape) - 1 else True:
+        # a per-channel constant: (C, 1, 1) or (1, C, 1, 1) on (N, C, H, W), (C,) or (1, C) on (N, C)
+        padded = (1,) * (len(shape) - c.ndim) + tuple(c.shape) if c.ndim <= len(shape) else ()
+        if len(shape) >= 2 and padded and padded[1] == shape[1] and all(d == 1 for i, d in enumerate(padded)
+                                                                        if i != 1):
+            flat = c.reshape(-1)
             layer = L.Scale(1, 1, bias=op in ("Add", "Sub"))
             self.add(layer, node, [x])
             if op in ("Add", "Sub"):
@@ -410,7 +407,6 @@ class _Builder:
             else:
                 self.load(layer, "weight", flat if op == "Mul" else 1.0 / flat, w)
             return
-        del cs
         raise OnnxImportError(f"{w}: {op} with a constant of shape {c.shape} on an input of shape {shape} is not "
                               "supported (only scalars and per-channel constants)")
 

@@ -208,3 +208,28 @@ def test_import_errors(tmp_path):
         load_onnx(cut)
     with pytest.raises(FileNotFoundError, match="no such file"):
         load_onnx(tmp_path / "missing.onnx")
+
+
+def test_import_arithmetic_with_constants_matches_onnxruntime(rng):
+    from onnx import TensorProto, helper, numpy_helper
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3, 4, 4])
+    inits = [numpy_helper.from_array(rng.standard_normal((3, 1, 1)).astype(np.float32), "a"),
+             numpy_helper.from_array(rng.standard_normal((1, 3, 1, 1)).astype(np.float32) + 3, "b"),
+             numpy_helper.from_array(np.array(2.0, np.float32), "s")]
+    nodes = [helper.make_node("Add", ["x", "a"], ["t1"]), helper.make_node("Div", ["t1", "b"], ["t2"]),
+             helper.make_node("Sub", ["t2", "s"], ["t3"]), helper.make_node("Mul", ["s", "t3"], ["t4"]),
+             helper.make_node("Sub", ["t4", "a"], ["t5"]), helper.make_node("Sub", ["t5", "x"], ["y"])]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], [y], inits),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 10
+    data = model.SerializeToString()
+    net = load_onnx(data)
+    assert [type(n.layer).__name__ for n in net.nodes] == ["Scale", "Scale", "Power", "Power", "Scale", "Eltwise"]
+    xs = rng.standard_normal((2, 3, 4, 4)).astype(np.float32)
+    assert_close(net.forward(xs), _run_ort(data, [xs])[0], rtol=1e-5)
+    bad = helper.make_model(helper.make_graph([helper.make_node("Add", ["x", "c"], ["y"], name="addc")], "g", [x], [y],
+                                              [numpy_helper.from_array(np.ones((4, 4), np.float32), "c")]),
+                            opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(OnnxImportError, match=r"node 'addc' \(op Add\): Add with a constant of shape \(4, 4\)"):
+        load_onnx(bad.SerializeToString())
