@@ -182,6 +182,28 @@ class CaffeNet(Net):
         return blobs
 
 
+class _GlobalStats:
+    """Caffe's ``use_global_stats: true`` in a TRAIN net: the running statistics normalise in
+    training too (and are not updated); the backward is BatchNorm's eval-mode backward."""
+
+    @property
+    def training(self) -> bool:
+        return False
+
+    @training.setter
+    def training(self, mode: bool) -> None:  # Net.train() sets every module's flag: ignored here
+        pass
+
+
+def _global_stats_classes():
+    from ..layers import BatchNorm1d, BatchNorm2d
+    return (type("GlobalStatsBatchNorm2d", (_GlobalStats, BatchNorm2d), {"__doc__": _GlobalStats.__doc__}),
+            type("GlobalStatsBatchNorm1d", (_GlobalStats, BatchNorm1d), {"__doc__": _GlobalStats.__doc__}))
+
+
+GlobalStatsBatchNorm2d, GlobalStatsBatchNorm1d = _global_stats_classes()
+
+
 def _pairs(p, name: str, rep: str, h: str, w: str, default: int) -> tuple[int, int]:
     """Caffe's kernel/stride/pad: repeated (1 or 2 values) or the _h/_w pair."""
     if p.HasField(h) or p.HasField(w):
@@ -317,7 +339,11 @@ def _make_layer(cl: CaffeLayer, shapes: list[tuple[int, ...]], phase: int, label
         return L.Eltwise(op, list(p.coeff) if len(p.coeff) else None)
     if t == "BatchNorm":
         p = m.batch_norm_param
-        cls = L.BatchNorm2d if len(shapes[0]) == 4 else L.BatchNorm1d
+        frozen = p.HasField("use_global_stats") and p.use_global_stats and phase == 0
+        if frozen:
+            cls = GlobalStatsBatchNorm2d if len(shapes[0]) == 4 else GlobalStatsBatchNorm1d
+        else:
+            cls = L.BatchNorm2d if len(shapes[0]) == 4 else L.BatchNorm1d
         return cls(eps=float(p.eps), momentum=1.0 - float(p.moving_average_fraction), affine=False)
     if t == "Scale":
         if len(cl.bottom) != 1:

@@ -236,6 +236,22 @@ def test_blobs_reachable_by_caffe_name_and_in_place_renamed(tmp_path, rng):
     assert set(blobs) >= {"data", "conv1", "conv2", "res", "res_a", "res_b", "s1", "s2", "cat", "prob"}
 
 
+def test_use_global_stats_freezes_batchnorm_in_a_train_net(tmp_path, rng):
+    p, w, _ = _roundtrip(tmp_path, "bn", BN_SCALE, rng)
+    train = load_caffe(p, w, phase="TRAIN").train()
+    bn1, bn2 = train["bn1"], train["bn2"]            # bn1: use_global_stats: true; bn2: unset (batch stats)
+    mean1, mean2 = bn1.buffer("running_mean").copy(), bn2.buffer("running_mean").copy()
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    train.forward(x)
+    assert np.array_equal(bn1.buffer("running_mean"), mean1) and not bn1.training
+    assert not np.array_equal(bn2.buffer("running_mean"), mean2) and bn2.training
+    deploy = load_caffe(p, w)
+    raw_t, raw_d = train.forward_blobs(x, caffe_names=False), deploy.forward_blobs(x, caffe_names=False)
+    assert_close(raw_t["conv1@bn1"], raw_d["conv1@bn1"], rtol=1e-6, what="frozen BN = deploy BN")
+    train.backward(np.ones((2, 5), np.float32))     # the eval-mode backward runs
+    assert np.abs(train["conv1"].weight.grad).sum() > 0
+
+
 def test_train_val_loads_test_phase_and_fine_tunes(tmp_path, rng):
     from layerwise.solvers import SGD
     p = tmp_path / "train_val.prototxt"
