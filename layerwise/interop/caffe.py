@@ -154,6 +154,8 @@ class CaffeNet(Net):
             net (differs only for in-place layers, whose tops get fresh names).
         caffe_layers: Caffe layer name -> its Caffe type.
         source: the prototxt text it was built from (for checkpoints and conversion).
+        transform: the data layer's ``transform_param`` (scale, mean_value, crop_size, ...),
+            which the net does not apply: preprocess inputs with it.
     """
 
     def __init__(self, inputs, outputs, *, name: str | None = None) -> None:
@@ -161,6 +163,7 @@ class CaffeNet(Net):
         self.caffe_blobs: dict[str, str] = {}
         self.caffe_layers: dict[str, str] = {}
         self.source: str = ""
+        self.transform: dict[str, Any] = {}
 
     def forward_blobs(self, *xs: Array, caffe_names: bool = True) -> dict[str, Array]:
         """Run the net and return every blob.
@@ -450,6 +453,7 @@ def load_caffe(prototxt: str | Path, caffemodel: str | Path | bytes | None = Non
         for i, n in enumerate(netp.input):
             declared[n] = tuple(dims[4 * i:4 * i + 4])
     body = []
+    transform: dict[str, Any] = {}
     for cl in layers:
         if cl.type == "Input":
             shp = list(cl.msg.input_param.shape)
@@ -457,8 +461,11 @@ def load_caffe(prototxt: str | Path, caffemodel: str | Path | bytes | None = Non
                 inputs.append(top)
                 if shp:
                     declared[top] = tuple(int(d) for d in shp[min(i, len(shp) - 1)].dim)
-        elif cl.type in DATA_TYPES:
+        elif cl.type in DATA_TYPES and not cl.bottom:
             inputs.extend(cl.top)
+            tp = cl.msg.transform_param
+            if tp.ListFields():
+                transform = {f.name: (list(v) if f.label == 3 else v) for f, v in tp.ListFields()}
             if cl.type == "MemoryData":
                 p = cl.msg.memory_data_param
                 declared[cl.top[0]] = (int(p.batch_size), int(p.channels), int(p.height), int(p.width))
@@ -545,6 +552,7 @@ def load_caffe(prototxt: str | Path, caffemodel: str | Path | bytes | None = Non
         net.caffe_layers[cl.name] = cl.type
     net.caffe_blobs = {k: v for k, v in current.items() if k != v}
     net.source = text
+    net.transform = transform
     net.setup(*[shapes[n] for n in inputs])
     net.eval()
     return net

@@ -262,6 +262,7 @@ def test_train_val_loads_test_phase_and_fine_tunes(tmp_path, rng):
         load_caffe(p, w)
     net = load_caffe(p, w, input_shape=(8, 1, 20, 20))
     assert net.input_names == ("data", "label")
+    assert net.transform == {"scale": pytest.approx(0.00390625)}         # recorded, left to the caller
     assert [n.name for n in net.nodes][-2:] == ["accuracy", "loss"]
     deploy = load_caffe(LENET, w)
     x = rng.standard_normal((8, 1, 20, 20)).astype(np.float32)
