@@ -465,7 +465,8 @@ def load_caffe(prototxt: str | Path, caffemodel: str | Path | bytes | None = Non
             inputs.extend(cl.top)
             tp = cl.msg.transform_param
             if tp.ListFields():
-                transform = {f.name: (list(v) if f.label == 3 else v) for f, v in tp.ListFields()}
+                transform = {f.name: (list(v) if hasattr(v, "__len__") and not isinstance(v, str) else v)
+                             for f, v in tp.ListFields()}
             if cl.type == "MemoryData":
                 p = cl.msg.memory_data_param
                 declared[cl.top[0]] = (int(p.batch_size), int(p.channels), int(p.height), int(p.width))
