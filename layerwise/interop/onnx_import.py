@@ -47,7 +47,7 @@ def _attrs(node) -> dict[str, Any]:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def _sym_pads(pads, where: str) -> tuple[int, int] | None:
+def _sym_pads(pads) -> tuple[int, int] | None:
     """(ph, pw) for symmetric pads [t, l, b, r]; None when asymmetric."""
     if not pads:
         return (0, 0)
@@ -91,12 +91,10 @@ class _Builder:
                                   "a Constant node); computed values are not supported")
         return self.consts[name]
 
-    def layer_name(self, node, weight: str | None = None) -> str:
-        base = None
-        if weight and weight.endswith(".weight"):
-            base = weight[: -len(".weight")]
-        if not base:
-            base = _scope_path(node.name) or f"{node.op_type}_{len(self.plan)}"
+    def layer_name(self, node, weight: str | None = None, suffix: str = "") -> str:
+        """A unique layer name: the weight's module path, else torch's node scope, else op_index."""
+        base = weight[: -len(".weight")] if weight and weight.endswith(".weight") else ""
+        base = (base or _scope_path(node.name) or f"{node.op_type}_{len(self.plan)}") + suffix
         name, k = base, 1
         while name in self.names:
             k += 1
@@ -104,17 +102,19 @@ class _Builder:
         self.names.add(name)
         return name
 
-    def add(self, layer: Layer, node, ins: list[str], weight: str | None = None, n_out: int = 1) -> Layer:
-        name = self.layer_name(node, weight)
+    def add(self, layer: Layer, node, ins: list[str], weight: str | None = None, n_out: int = 1,
+            onnx_outs: list[str] | None = None, suffix: str = "") -> Layer:
+        name = self.layer_name(node, weight, suffix)
         outs = []
-        for o in list(node.output)[:n_out]:
+        onnx_outs = list(node.output)[:n_out] if onnx_outs is None else onnx_outs
+        for o in onnx_outs:
             internal = o
             while internal in self.shapes:
                 internal += "'"
             outs.append(internal)
         out = layer.setup(*[self.shapes[b] for b in ins], rng=self.rng)
         out = (out,) if n_out == 1 else tuple(out)
-        for o, internal, s in zip(node.output, outs, out):
+        for o, internal, s in zip(onnx_outs, outs, out):
             self.alias[o] = internal
             self.shapes[internal] = tuple(s)
         self.plan.append((layer, ins, outs, name))
@@ -160,12 +160,12 @@ class _Builder:
                 raise OnnxImportError(f"{w}: auto_pad={a['auto_pad']!r} is not supported; export with explicit pads")
             k = tuple(a.get("kernel_shape", W.shape[2:]))
             s, d, g = tuple(a.get("strides", (1, 1))), tuple(a.get("dilations", (1, 1))), int(a.get("group", 1))
-            p = _sym_pads(a.get("pads"), w)
-            if p is None:
+            p = _sym_pads(a.get("pads"))
+            if p is None:                               # asymmetric: an explicit pad layer first
                 t, l, b, r = a["pads"]
-                pad = self.add(L.ConstantPad2d((l, r, t, b)), node, [x])
+                self.add(L.ConstantPad2d((l, r, t, b)), node, [x], weight=inp[1],
+                         onnx_outs=[node.output[0] + ".pad"], suffix="_pad")
                 x, p = self.plan[-1][2][0], (0, 0)
-                self.names.discard(self.plan[-1][3])
             B = inp[2] if len(inp) > 2 and inp[2] else None
             if op == "Conv":
                 layer = L.Conv2d(int(W.shape[0]), k, s, p, d, g, bias=B is not None)
@@ -272,7 +272,7 @@ class _Builder:
             if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
                 raise OnnxImportError(f"{w}: auto_pad={a['auto_pad']!r} is not supported; export with explicit pads")
             k = tuple(a["kernel_shape"])
-            p = _sym_pads(a.get("pads"), w)
+            p = _sym_pads(a.get("pads"))
             if p is None:
                 raise OnnxImportError(f"{w}: asymmetric pads {list(a['pads'])} are not supported for pooling")
             s = tuple(a.get("strides", (1,) * len(k)))
@@ -351,13 +351,42 @@ class _Builder:
                               f"{', '.join(SUPPORTED_OPS)}")
 
     def _fold(self, node, a) -> None:
-        """A node whose inputs are all constants: evaluated here with NumPy (shape arithmetic)."""
-        op, ins = node.op_type, [self.consts[i] for i in node.input if i]
+        """A node whose inputs are all constants (shape and padding arithmetic, as torch exports
+        F.pad): evaluated here with NumPy."""
+        from onnx import helper, numpy_helper
+        op, ins = node.op_type, [self.consts[i] if i else None for i in node.input]
+
+        def slice_():
+            x, starts, ends = ins[0], ins[1], ins[2]
+            axes = ins[3] if len(ins) > 3 and ins[3] is not None else range(len(starts))
+            steps = ins[4] if len(ins) > 4 and ins[4] is not None else [1] * len(starts)
+            idx = [slice(None)] * x.ndim
+            for ax, st, en, sp in zip(axes, starts, ends, steps):
+                idx[int(ax)] = slice(int(st), int(en), int(sp))
+            return x[tuple(idx)]
+
+        def unsqueeze():
+            axes = ins[1] if len(ins) > 1 and ins[1] is not None else a["axes"]
+            y = ins[0]
+            for ax in sorted(int(v) % (y.ndim + len(axes)) for v in axes):
+                y = np.expand_dims(y, ax)
+            return y
+
         fns = {"Identity": lambda: ins[0], "Add": lambda: ins[0] + ins[1], "Sub": lambda: ins[0] - ins[1],
-               "Mul": lambda: ins[0] * ins[1], "Div": lambda: ins[0] / ins[1],
+               "Mul": lambda: ins[0] * ins[1], "Div": lambda: ins[0] / ins[1], "Neg": lambda: -ins[0],
                "Reshape": lambda: ins[0].reshape([int(v) for v in ins[1]]),
-               "Concat": lambda: np.concatenate(ins, axis=int(a.get("axis", 0))),
-               "Cast": lambda: ins[0]}
+               "Concat": lambda: np.concatenate([np.atleast_1d(v) for v in ins], axis=int(a.get("axis", 0))),
+               "Cast": lambda: ins[0].astype(helper.tensor_dtype_to_np_dtype(a["to"])),
+               "ConstantOfShape": lambda: np.full([int(v) for v in ins[0]],
+                                                  numpy_helper.to_array(a["value"]).reshape(-1)[0]
+                                                  if "value" in a else np.float32(0)),
+               "Slice": slice_, "Unsqueeze": unsqueeze,
+               "Squeeze": lambda: np.squeeze(ins[0], axis=tuple(int(v) for v in (
+                   ins[1] if len(ins) > 1 and ins[1] is not None else a.get("axes", ()))) or None),
+               "Transpose": lambda: np.transpose(ins[0], a.get("perm")),
+               "Gather": lambda: np.take(ins[0], ins[1], axis=int(a.get("axis", 0))),
+               "Shape": lambda: np.array(ins[0].shape, np.int64),
+               "Range": lambda: np.arange(ins[0], ins[1], ins[2])}
         if op not in fns:
             raise OnnxImportError(f"{self.where(node)}: operator {op!r} on constants only is not supported")
         self.consts[node.output[0]] = np.asarray(fns[op]())

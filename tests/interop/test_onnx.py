@@ -233,3 +233,26 @@ def test_import_arithmetic_with_constants_matches_onnxruntime(rng):
                             opset_imports=[helper.make_opsetid("", 17)])
     with pytest.raises(OnnxImportError, match=r"node 'addc' \(op Add\): Add with a constant of shape \(4, 4\)"):
         load_onnx(bad.SerializeToString())
+
+
+@pytest.mark.torch
+def test_import_asymmetric_conv_padding_and_constant_pad(rng):
+    torch = pytest.importorskip("torch")
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, stride=2)
+            self.conv2 = torch.nn.Conv2d(4, 2, 1)
+
+        def forward(self, x):
+            x = self.conv(torch.nn.functional.pad(x, (0, 1, 0, 1)))              # TF-style "same" padding
+            return self.conv2(torch.nn.functional.pad(x, (1, 2, 0, 1), value=0.5))
+    model = Net().eval()
+    x = torch.from_numpy(rng.standard_normal((2, 3, 7, 7)).astype(np.float32))
+    data = _torch_export(model, x, torch.onnx.TrainingMode.EVAL)
+    net = load_onnx(data)
+    assert "ConstantPad2d" in {type(n.layer).__name__ for n in net.nodes}
+    with torch.no_grad():
+        assert_close(net.forward(x.numpy()), model(x), rtol=1e-5)
+    assert_close(net.forward(x.numpy()), _run_ort(data, [x.numpy()])[0], rtol=1e-5)
