@@ -1,10 +1,9 @@
 """Scale: a learned per-channel (or per-block) multiplier with an optional bias (Caffe's Scale + Bias)."""
 from __future__ import annotations
 
-import math
 
 from .. import init
-from ..backend import Array, Shape, get_array_module
+from ..backend import Array, Shape
 from ..core import Layer, register
 
 __all__ = ["Scale"]
