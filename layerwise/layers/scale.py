@@ -1,7 +1,6 @@
 """Scale: a learned per-channel (or per-block) multiplier with an optional bias (Caffe's Scale + Bias)."""
 from __future__ import annotations
 
-
 from .. import init
 from ..backend import Array, Shape
 from ..core import Layer, register
