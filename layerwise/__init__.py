@@ -13,6 +13,7 @@ from .solvers import __all__ as _solvers_all
 from .models import *  # noqa: F401,F403
 from .models import __all__ as _models_all
 from .tools import gradcheck
+from .interop import export_onnx, load_caffe, load_onnx
 
 __version__ = "0.1.0"
 
@@ -27,4 +28,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'layerwise' has no attribute {name!r}")
 
 __all__ = (["Layer", "LossLayer", "LayerError", "Net", "Param", "Sequential", "register", "gradcheck",
-            "backend", "init"] + list(_layers_all) + list(_losses_all) + list(_solvers_all) + list(_models_all))
+            "backend", "init", "load_caffe", "load_onnx", "export_onnx"] + list(_layers_all) + list(_losses_all) + list(_solvers_all) + list(_models_all))

@@ -192,10 +192,13 @@ def _train(args: argparse.Namespace, overrides: list[str], comm: Any) -> int:
 
 # ------------------------------------------------------------------ test/predict
 def _checkpoint_model(path: str) -> tuple[Any, dict]:
-    from .train.build import model_from_checkpoint
-
+    from .interop.convert import is_interop_source, load_model
+    if is_interop_source(path):  # a Caffe or ONNX model, used directly
+        return load_model(path)
     if not Path(path).is_file():
         raise CLIError(f"no such checkpoint file {path!r}")
+    if Path(path).suffix.lower() in (".safetensors", ".npz"):
+        return load_model(path)  # training checkpoints and converted models
     return model_from_checkpoint(path)
 
 
@@ -325,8 +328,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------- model tools
 def _build_for_tools(name: str, args_kv: Sequence[str] | None, num_classes: int | None) -> Any:
     from .core.registry import registered
+    from .interop.convert import is_interop_source, load_model
     from .models import build_model
 
+    if is_interop_source(name):  # a Caffe or ONNX model file
+        return load_model(name)[0]
     kw = _kwargs(args_kv)
     if num_classes is not None:
         kw.setdefault("num_classes", num_classes)
@@ -338,11 +344,23 @@ def _build_for_tools(name: str, args_kv: Sequence[str] | None, num_classes: int 
         raise CLIError(f"model {name!r}: {e}") from None
 
 
+def _tool_input(net: Any, given: tuple[int, ...] | None) -> tuple[int, ...]:
+    """--input, or the input a Caffe/ONNX model declares, or 3,32,32."""
+    if given is not None:
+        return tuple(given)
+    shapes = getattr(net, "blob_shapes", {})
+    names = getattr(net, "input_names", ())
+    if names and names[0] in shapes and type(net).__name__ in ("CaffeNet", "OnnxNet"):
+        return tuple(shapes[names[0]][1:])
+    return (3, 32, 32)
+
+
 def cmd_time(args: argparse.Namespace) -> int:
     from .tools.timing import format_timing, time_layers
 
     _tune_malloc()
     net = _build_for_tools(args.model, args.arg, args.num_classes)
+    args.input = _tool_input(net, args.input)
     x = np.random.default_rng(0).standard_normal((args.batch, *args.input)).astype(args.dtype)
     print(f"{args.model}: batch {args.batch} x {','.join(map(str, args.input))}, {args.iters} iterations "
           f"({'forward only' if args.forward_only else 'forward + backward'}), {args.dtype}")
@@ -355,7 +373,17 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from .tools.summary import summary
 
     net = _build_for_tools(args.model, args.arg, args.num_classes)
-    print(summary(net, args.input, depth=args.depth))
+    print(summary(net, _tool_input(net, args.input), depth=args.depth))
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .interop.convert import load_model, save_model
+
+    net, meta = load_model(args.source, weights=args.weights, input_shape=args.input)
+    out = save_model(net, meta, args.out)
+    print(f"{args.source} -> {out}: {len(net.nodes) if hasattr(net, 'nodes') else 1} layers, "
+          f"{net.num_params():,} params, input {tuple(meta.get('input_shape') or ())}")
     return 0
 
 
@@ -506,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def model_args(q: argparse.ArgumentParser, default_input: tuple[int, ...] | None) -> None:
         q.add_argument("--input", type=_shape, default=default_input, metavar="C,H,W",
-                       help=f"one sample's shape (default {','.join(map(str, default_input)) if default_input else 'depends'})")
+                       help=f"one sample's shape (default {','.join(map(str, default_input)) if default_input else '3,32,32, or what a Caffe/ONNX model declares'})")
         q.add_argument("--arg", action="append", metavar="KEY=VALUE", help="model/layer argument, e.g. --arg depth=40")
         q.add_argument("--num-classes", type=int, default=None)
 
@@ -516,8 +544,8 @@ def build_parser() -> argparse.ArgumentParser:
             layerwise time densenet_bc --input 3,32,32 --batch 64 --iters 5
             layerwise time resnet20 --depth 1          # one row per block instead of per layer
         """))
-    p.add_argument("model")
-    model_args(p, (3, 32, 32))
+    p.add_argument("model", help="a registered model, or a Caffe .prototxt/.caffemodel or .onnx file")
+    model_args(p, None)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--depth", type=int, default=None, help="levels of nested nets to expand (default: all)")
@@ -531,8 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
             layerwise summary densenet_bc --input 3,32,32
             layerwise summary densenet_bc --arg depth=40 --input 1,8,8 --num-classes 10
         """))
-    p.add_argument("model")
-    model_args(p, (3, 32, 32))
+    p.add_argument("model", help="a registered model, or a Caffe .prototxt/.caffemodel or .onnx file")
+    model_args(p, None)
     p.add_argument("--depth", type=int, default=None, help="levels of nested nets to expand")
     p.set_defaults(func=cmd_summary)
 
@@ -551,6 +579,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval", action="store_true", help="check the layer in eval mode")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_gradcheck)
+
+    p = sub.add_parser("convert", help="convert models: Caffe / ONNX / checkpoint in, ONNX / checkpoint out",
+                       formatter_class=fmt, description="Convert a Caffe model (.prototxt + .caffemodel), an ONNX "
+                       "file or a layerwise checkpoint into an .onnx file or a layerwise checkpoint "
+                       "(.safetensors/.npz). test, predict, summary and time also take a Caffe or ONNX model "
+                       "directly. See docs/interop.md.", epilog=_epilog("""
+            layerwise convert deploy.prototxt model.onnx --weights bvlc.caffemodel
+            layerwise convert resnet18.onnx resnet18.safetensors
+            layerwise convert runs/digits/checkpoint-epoch0030.safetensors digits.onnx
+        """))
+    p.add_argument("source", help=".prototxt / .caffemodel, .onnx, or .safetensors / .npz checkpoint")
+    p.add_argument("out", help=".onnx, .safetensors or .npz")
+    p.add_argument("--weights", help="the .caffemodel of a prototxt (default: <stem>.caffemodel beside it)")
+    p.add_argument("--input", type=_shape, default=None, metavar="C,H,W",
+                   help="one sample's shape, for prototxts that declare none (train_val data layers)")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("download", help="fetch a data set from its official location", formatter_class=fmt,
                        description="Download a data set with checksum checks; without network, the message "
@@ -601,9 +645,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError:  # pragma: no cover
             pass
         from .io import CheckpointError
+        from .interop import CaffeError, ExportError, OnnxImportError
+        from .interop.convert import ConvertError
+        from .interop.torch_weights import StateDictError
 
         return int(args.func(args) or 0)
-    except (CLIError, ConfigError, FileNotFoundError, CheckpointError, *data_error) as e:
+    except (CLIError, ConfigError, FileNotFoundError, CheckpointError, CaffeError, ExportError, OnnxImportError,
+            StateDictError, ConvertError, *data_error) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyError as e:  # an unknown registry name: the message lists the known ones

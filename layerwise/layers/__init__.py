@@ -10,7 +10,16 @@ from .linear import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 from .softmax import *  # noqa: F401,F403
+from .accuracy import *  # noqa: F401,F403
+from .deconv import *  # noqa: F401,F403
+from .lrn import *  # noqa: F401,F403
+from .pad import *  # noqa: F401,F403
+from .power import *  # noqa: F401,F403
+from .scale import *  # noqa: F401,F403
+from .slicing import *  # noqa: F401,F403
+from . import accuracy, deconv, lrn, pad, power, scale, slicing  # noqa: E401
 from . import activations, batchnorm, concat, conv, dropout, eltwise, fused, linear, pooling, shape, softmax
 
-__all__ = [n for m in (activations, batchnorm, concat, conv, dropout, eltwise, fused, linear, pooling, shape, softmax)
+__all__ = [n for m in (activations, batchnorm, concat, conv, dropout, eltwise, fused, linear, pooling, shape, softmax,
+                     accuracy, deconv, lrn, pad, power, scale, slicing)
            for n in m.__all__]

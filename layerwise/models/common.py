@@ -53,6 +53,29 @@ class Model(Net):
             self._initialised = True
         return out
 
+    def load_state_dict(self, state, strict: bool = True) -> None:
+        """Load weights by name: a dict of arrays or torch tensors (torchvision's names work for the
+        models that mirror torchvision), or a ``.safetensors`` / ``.npz`` file. Sets the net up
+        first if needed; ``num_batches_tracked`` is optional; a misfit lists every bad key
+        (``layerwise.interop.torch_weights``)."""
+        from ..interop.torch_weights import load_torch_state_dict
+        load_torch_state_dict(self, state, strict=strict)
+
+    def default_input_shape(self, state=None) -> tuple[int, ...] | None:
+        """The (1, C, H, W) used to set the net up before loading weights into it: C from the first
+        conv weight in ``state`` (default 3), H = W = 224 for ImageNet stems, else 32."""
+        stem = getattr(getattr(self, "config", None), "stem", None) or getattr(self, "stem", None)
+        first = next((n for n in self.modules() if type(n).__name__ == "Conv2d"), None)
+        if first is None:
+            return None
+        c = 3
+        for k, v in (state or {}).items():
+            if k.endswith("conv1.weight") or k.endswith("conv0.weight"):
+                c = int(np.shape(v)[1])
+                break
+        hw = 224 if stem == "imagenet" else 32
+        return (1, c, hw, hw)
+
     def init_weights(self) -> None:
         """(Re)initialise every conv, BatchNorm and Linear below this net from ``self.rng``."""
         if self.init == "default":

@@ -103,6 +103,7 @@ class ResNet(Model):
         if preact and block != "basic":
             raise ValueError("ResNet: preact=True is implemented for basic blocks; use block='basic'")
         super().__init__(inputs="data", init=init, seed=seed, name=name or "resnet")
+        self.stem = stem
         L = _layers()
         width = width or (16 if stem == "cifar" else 64)
         if stem == "cifar":
