@@ -182,8 +182,12 @@ def _train(args: argparse.Namespace, overrides: list[str], comm: Any) -> int:
     comm.on_root(create_run_dir)
     n_params = trainer.net.num_params()
     if comm.is_root:
+        from . import _threads
+
         par = (f", data-parallel over {comm.size} processes (global batch {cfg.batch_size} x {comm.size})"
                if comm.distributed else "")
+        if _threads.CHOICE:
+            par += f", {_threads.CHOICE}"
         print(f"layerwise train: {cfg.model.name} ({n_params:,} params) on {cfg.data.name} "
               f"({len(trainer.train_loader.dataset) if hasattr(trainer.train_loader, 'dataset') else '?'} train "
               f"images), {cfg.epochs} epochs of {len(trainer.train_loader)} steps, {cfg.solver.name} lr "

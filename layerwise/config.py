@@ -92,6 +92,9 @@ class Config:
     name: str | None = None  # the run directory's name; None = <date>-<time>-<model>-<data>
     eval_batch_size: int = 256  # images per step when evaluating
     dtype: str = "float32"  # float32 or float64
+    # data-parallel (mpiexec -n R): BatchNorm statistics over all R ranks' samples (SyncBatchNorm), so R ranks
+    # with batch B normalise like one process with batch R*B; false: each rank its own (PyTorch DDP's default)
+    sync_batchnorm: bool = False
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

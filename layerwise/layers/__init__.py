@@ -9,7 +9,8 @@ from .linear import *  # noqa: F401,F403
 from .pooling import *  # noqa: F401,F403
 from .shape import *  # noqa: F401,F403
 from .softmax import *  # noqa: F401,F403
-from . import activations, batchnorm, concat, conv, dropout, eltwise, linear, pooling, shape, softmax
+from .sync_batchnorm import *  # noqa: F401,F403
+from . import activations, batchnorm, concat, conv, dropout, eltwise, linear, pooling, shape, softmax, sync_batchnorm
 
-__all__ = [n for m in (activations, batchnorm, concat, conv, dropout, eltwise, linear, pooling, shape, softmax)
+__all__ = [n for m in (activations, batchnorm, concat, conv, dropout, eltwise, linear, pooling, shape, softmax, sync_batchnorm)
            for n in m.__all__]

@@ -63,6 +63,11 @@ class Dropout(Layer):
             self._gen = np.random.default_rng(seed)
         return self._gen
 
+    def reseed(self, seed: Any) -> None:
+        """Replace the mask generator by ``numpy.random.default_rng(seed)`` (an int or a sequence of
+        ints), e.g. to give each data-parallel rank its own masks after the net was set up."""
+        self._gen = np.random.default_rng(seed)
+
     def rng_state(self) -> dict[str, Any]:
         """The mask generator's state (a deep copy; plain ints and strs, JSON-serialisable)."""
         return copy.deepcopy(self.generator.bit_generator.state)

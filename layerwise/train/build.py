@@ -228,6 +228,13 @@ def build_trainer(cfg: Config, run_dir: str | Path, *, progress: bool | None = N
     net = build_model(cfg.model.name, cfg.model.kwargs, num_classes, cfg.seed)
     dtype = np.dtype(cfg.dtype)
     net.setup((cfg.batch_size, *train.sample_shape), dtype=dtype)
+    if cfg.sync_batchnorm and comm is not None and comm.distributed:
+        from ..layers.sync_batchnorm import convert_sync_batchnorm
+
+        try:
+            convert_sync_batchnorm(net, comm)
+        except ValueError as e:
+            raise ConfigError(f"config key 'sync_batchnorm': {e}") from None
     try:
         solver = build_solver(cfg.solver.name, net.named_params(), **_solver_kwargs(cfg))
     except (TypeError, ValueError) as e:
