@@ -6,6 +6,7 @@ import numpy as np
 from .. import init
 from ..backend import Shape, get_array_module
 from ..core import Layer, register
+from ._dtype import require_param_dtype
 from ..functional.batchnorm import batch_norm_backward, batch_norm_eval_forward, batch_norm_train_forward
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
@@ -49,6 +50,7 @@ class _BatchNorm(Layer):
         return (self.weight.data, self.bias.data) if self.affine else (None, None)
 
     def _forward(self, x):
+        require_param_dtype(self, (x,))
         w, b = self._params_data()
         if self.training:
             if x.size // x.shape[1] < 2:

@@ -7,6 +7,7 @@ from typing import Any
 from .. import init as _init
 from ..backend import Array, Shape, get_array_module
 from ..core import Layer, register
+from ._dtype import require_param_dtype
 
 __all__ = ["Linear"]
 
@@ -83,6 +84,7 @@ class Linear(Layer):
         return lead + (self.out_features,)
 
     def _forward(self, x: Array) -> Array:
+        require_param_dtype(self, (x,))
         k = self.in_features
         X = x.reshape(-1, k)  # (M, K)
         self.save(X=X)
