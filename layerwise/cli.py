@@ -134,6 +134,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train(args, overrides, comm)
     except BaseException as e:  # noqa: BLE001 - one rank failed: the others may wait in a collective
         if getattr(e, "_layerwise_all_ranks", False):  # raised on every rank alike (comm.on_root)
+            if not comm.is_root:
+                e._layerwise_quiet = True  # type: ignore[attr-defined]  # rank 0 alone prints the one line
             raise
         from .train.trainer import NonFiniteError
 
@@ -194,7 +196,8 @@ def _train(args: argparse.Namespace, overrides: list[str], comm: Any) -> int:
               f"{cfg.solver.lr:g} {cfg.lr_policy.name}{par}; run directory {run_dir}", flush=True)
     t0 = time.perf_counter()
     try:
-        rows = trainer.fit(resume=resume)
+        with np.errstate(over="ignore", invalid="ignore"):  # a NaN/Inf is reported by the trainer's checks instead
+            rows = trainer.fit(resume=resume)
     except NonFiniteError as e:
         from .errors import describe_error
 
@@ -620,11 +623,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     ignore_file_size_signal()  # a file-size limit (ulimit -f) becomes an OSError we can report
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
     prog = f"layerwise {args.command}"
+    if extra:  # reported by the sub-command, as git does
+        print(f"{prog}: error: unrecognized arguments: {' '.join(extra)}; see '{prog} --help'", file=sys.stderr)
+        return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # `layerwise test ... | head`: the reader left; exit quietly
@@ -641,6 +647,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         from .train.trainer import NonFiniteError
 
+        quiet = getattr(e, "_layerwise_quiet", False)
+        if quiet:  # a non-root MPI rank: the same error is printed once, by rank 0
+            return EXIT_NONFINITE if isinstance(e, NonFiniteError) else EXIT_USAGE if is_user_error(e) else 1
         if isinstance(e, NonFiniteError):
             print(f"{prog}: error: {describe_error(e)}", file=sys.stderr)
             return EXIT_NONFINITE
