@@ -182,6 +182,11 @@ def _load_safetensors(path: Path, with_tensors: bool) -> tuple[dict[str, np.ndar
 
 
 def _load_npz(path: Path, with_tensors: bool) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # np.load would try a pickle for anything else
+        raise CheckpointError(f"checkpoint {path}: not an .npz (zip) file (it starts with {magic!r}); the file is "
+                              "corrupt or in another format: use an earlier checkpoint")
     try:
         with np.load(path, allow_pickle=False) as f:
             if META_KEY not in f.files:
