@@ -78,8 +78,14 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = 
         raise ValueError(f"load_dataset: split must be 'train' or 'test', got {split!r}")
     source: Callable[..., ArrayDataset] = lookup("dataset", canonical_name(name))
     root_path = Path(root).expanduser() if root is not None else default_root()
-    ds = source(root_path, split, **kw)
-    return check_dataset(ds, "built in" if canonical_name(name) == "digits" else str(root_path))
+    where = "built in" if canonical_name(name) == "digits" else str(root_path)
+    try:
+        ds = source(root_path, split, **kw)
+    except DataError as e:
+        if where in str(e) or where == "built in":
+            raise
+        raise type(e)(f"{e} (data set {canonical_name(name)!r} from {where})") from None  # name the file
+    return check_dataset(ds, where)
 
 
 def _take_split(x: np.ndarray, y: np.ndarray, split: str, classes: Any, name: str,

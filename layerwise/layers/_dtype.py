@@ -1,31 +1,40 @@
-"""The dtype rule for layers with parameters (docs/failures.md, "Input dtypes").
+"""The one dtype rule of layerwise's layers (docs/failures.md, "Input dtypes").
 
-A layer with parameters computes in its parameters' dtype (float32 by default, float64 after
-``astype``/``setup(dtype=...)``) and accepts only inputs of exactly that dtype. Any other input,
-an integer or bool array included, is refused with a LayerError that names the layer and the fix
-(``x.astype(...)``): a silent cast would either hide a float64 slowdown (int @ float32 gives
-float64 in NumPy) or, for images stored as uint8, skip the scaling the data set should apply.
-Parameter-free layers compute in their input's dtype.
+Layers take floating-point arrays: float32 or float64, and a layer with parameters exactly its
+parameters' dtype (``Layer.forward`` refuses another float dtype). Integer and bool arrays are
+refused with a LayerError that names the layer and the fix, ``x.astype('float32')``: layerwise
+never casts silently (NumPy would turn ``int @ float32`` into float64, average integers with
+truncation, or, for images stored as uint8, skip the scaling the data set should apply). Loss
+layers' label inputs are the one place for integers; they check them themselves.
+
+Layers whose files the rule cannot reach here (Conv2d) follow it once ``Layer._check_dtype``
+refuses non-float inputs itself.
 """
 from __future__ import annotations
 
 from typing import Any
 
 
-def require_param_dtype(layer: Any, xs: tuple) -> None:
-    """Raise ``layer.error(...)`` unless every input has the dtype of ``layer``'s first param.
-
-    Float inputs of another float dtype are already refused by ``Layer.forward``; this adds the
-    integer and bool inputs, which it lets through.
-    """
+def require_float(layer: Any, xs: tuple) -> None:
+    """Raise ``layer.error(...)`` when an input is not a floating-point array."""
     params = getattr(layer, "_params", None)
-    if not params:
-        return
-    dtype = next(iter(params.values())).dtype
+    dtype = next(iter(params.values())).dtype if params else "float32"
     for i, x in enumerate(xs):
         if x.dtype.kind != "f":
-            raise layer.error(f"input {i} has dtype {x.dtype}, but the layer computes in its params' dtype {dtype}; "
-                              f"convert the input with x.astype('{dtype}') (and scale images, e.g. uint8 / 255)")
+            raise layer.error(f"input {i} has dtype {x.dtype}; layers take floating-point arrays"
+                              + (f" of their params' dtype {dtype}" if params else "")
+                              + f": convert the input with x.astype('{dtype}') (and scale images, e.g. uint8 / 255)")
 
 
-__all__ = ["require_param_dtype"]
+class FloatInputs:
+    """Mixin (before ``Layer`` in the bases): ``_check_dtype`` also refuses integer and bool inputs."""
+
+    def _check_dtype(self, xs: tuple) -> None:
+        require_float(self, xs)
+        super()._check_dtype(xs)  # type: ignore[misc]
+
+
+# Kept for callers of the first version of this helper.
+require_param_dtype = require_float
+
+__all__ = ["require_float", "FloatInputs"]

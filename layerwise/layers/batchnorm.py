@@ -6,13 +6,13 @@ import numpy as np
 from .. import init
 from ..backend import Shape, get_array_module
 from ..core import Layer, register
-from ._dtype import require_param_dtype
+from ._dtype import FloatInputs
 from ..functional.batchnorm import batch_norm_backward, batch_norm_eval_forward, batch_norm_train_forward
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
 
 
-class _BatchNorm(Layer):
+class _BatchNorm(FloatInputs, Layer):
     """Shared code; subclasses set ``_ndims`` and ``_layout``."""
 
     _ndims: tuple[int, ...] = ()
@@ -50,7 +50,6 @@ class _BatchNorm(Layer):
         return (self.weight.data, self.bias.data) if self.affine else (None, None)
 
     def _forward(self, x):
-        require_param_dtype(self, (x,))
         w, b = self._params_data()
         if self.training:
             if x.size // x.shape[1] < 2:

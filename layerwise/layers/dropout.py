@@ -8,12 +8,13 @@ import numpy as np
 
 from ..backend import Array, Shape, get_array_module
 from ..core import Layer, register
+from ._dtype import FloatInputs
 
 __all__ = ["Dropout"]
 
 
 @register("layer", "Dropout")
-class Dropout(Layer):
+class Dropout(FloatInputs, Layer):
     """Inverted dropout (Srivastava et al., 2014; Caffe's DropoutLayer).
 
     Training: m_i ~ Bernoulli(1 - p) (keep with probability 1 - p), scale = 1 / (1 - p),

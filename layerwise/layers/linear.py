@@ -7,13 +7,13 @@ from typing import Any
 from .. import init as _init
 from ..backend import Array, Shape, get_array_module
 from ..core import Layer, register
-from ._dtype import require_param_dtype
+from ._dtype import FloatInputs
 
 __all__ = ["Linear"]
 
 
 @register("layer", "Linear", "InnerProduct")
-class Linear(Layer):
+class Linear(FloatInputs, Layer):
     """Fully connected layer: y = x W^T + b.
 
     The input's dimensions from ``axis`` on are flattened into K = in_features (Caffe's
@@ -84,7 +84,6 @@ class Linear(Layer):
         return lead + (self.out_features,)
 
     def _forward(self, x: Array) -> Array:
-        require_param_dtype(self, (x,))
         k = self.in_features
         X = x.reshape(-1, k)  # (M, K)
         self.save(X=X)

@@ -8,7 +8,6 @@ import numpy as np
 from ..backend import get_array_module, to_numpy
 from ..core import Layer, register
 from ..functional.batchnorm import BNCtx, _affine, _bcast, channel_sum
-from ._dtype import require_param_dtype
 from .batchnorm import _BatchNorm
 
 __all__ = ["SyncBatchNorm", "convert_sync_batchnorm"]
@@ -72,7 +71,6 @@ class SyncBatchNorm(_BatchNorm):
     def _forward(self, x):
         if not self.training or self.comm is None or not self.comm.distributed:
             return super()._forward(x)
-        require_param_dtype(self, (x,))
         xp = get_array_module(x)
         c = x.shape[1]
         m_local = x.size // c
