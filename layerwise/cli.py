@@ -201,7 +201,12 @@ def _train(args: argparse.Namespace, overrides: list[str], comm: Any) -> int:
     except NonFiniteError as e:
         from .errors import describe_error
 
-        print(f"layerwise train: error: {describe_error(e)}", file=sys.stderr)
+        msg = describe_error(e)
+        if "checkpoint" not in msg:  # a training step diverged: say what is kept
+            kept = trainer.last_checkpoint
+            msg += (f"; the last good checkpoint is {kept} (resume from it with --resume and a lower solver.lr)"
+                    if kept is not None else "; no checkpoint of this run was saved before it diverged")
+        print(f"layerwise train: error: {msg}", file=sys.stderr)
         if comm.distributed:
             comm.abort(EXIT_NONFINITE)
         return EXIT_NONFINITE

@@ -36,7 +36,13 @@ def test_cli_diverging_run_exits_3_with_one_line_and_keeps_the_checkpoint(tmp_pa
     line = expect_error(capsys, train_args(npz, out, "--set", "solver.lr=10000", epochs=3), "NaN/Inf",
                         "lower solver.lr", code=3)
     assert "RuntimeWarning" not in line
-    assert (out / "config.yaml").is_file()
+    kept = out / "checkpoint-epoch0001.safetensors"  # epoch 1 ended finite, epoch 2 diverged
+    assert f"the last good checkpoint is {kept}" in line
+    from layerwise.io import load_checkpoint
+
+    tensors, meta = load_checkpoint(kept)
+    assert meta["epoch"] == 1 and all(np.isfinite(v).all() for k, v in tensors.items() if k.startswith("model/"))
+    assert not (out / "checkpoint-epoch0002.safetensors").exists()
 
 
 def test_evaluate_refuses_non_finite_outputs():
