@@ -44,7 +44,8 @@ class _ArraySpec:
 
 _RECONSTRUCT = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
 _FROMBUFFER = {("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
-_ALLOWED = _RECONSTRUCT | _FROMBUFFER | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+_EMPTY_BYTES = {("__builtin__", "bytes"), ("builtins", "bytes")}   # protocol 0-2 spelling of b""
+_ALLOWED = _RECONSTRUCT | _FROMBUFFER | _EMPTY_BYTES | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 _BYTES_OPS = {"STRING", "BINSTRING", "SHORT_BINSTRING"}       # Python 2 ``str`` = bytes
 _PUSH_OPS = {"BININT", "BININT1", "BININT2", "INT", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
              "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8",
@@ -88,6 +89,8 @@ def _reduce(func: Any, args: Any, where: str) -> Any:
             return np.dtype(spec)
         except TypeError:
             raise DataError(f"{where}: unknown numpy dtype {args[0]!r} in pickle") from None
+    if key in _EMPTY_BYTES and args == ():
+        return b""
     if key == ("_codecs", "encode") and len(args) == 2 and isinstance(args[0], str) \
             and args[1] in ("latin1", "latin-1"):
         return args[0].encode("latin-1")

@@ -85,3 +85,13 @@ def test_cli_sync_batchnorm_on_two_ranks_announces_threads_in_the_first_line(tmp
 
     tensors, meta = load_checkpoint(tmp_path / "run" / "checkpoint-epoch0001.safetensors")
     assert meta["config"]["sync_batchnorm"] is True and np.isfinite(tensors["model/bn1.running_mean"]).all()
+
+
+def test_bad_config_on_two_ranks_is_one_line_from_rank_0_and_exit_2(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+    r = subprocess.run([mpiexec(), "-n", "2", str(Path(PY).parent / "layerwise"), "train", "--set", "solver.lr=.nan",
+                        "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2, r.stderr
+    assert lines == [lines[0]] and lines[0].startswith("layerwise train: error: config key 'solver.lr'"), r.stderr
+    assert not (tmp_path / "run").exists()
