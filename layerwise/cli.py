@@ -6,9 +6,11 @@
     layerwise test runs/<run>/checkpoint-epoch0030.safetensors
     layerwise time densenet_bc --input 3,32,32
 
-Every sub-command has ``--help`` with an example. User errors (a bad config, a missing file)
-print one line starting with ``error:`` and exit with status 2; a NaN/Inf in training exits
-with 3; Ctrl-C during training saves a checkpoint and exits with 130.
+Every sub-command has ``--help`` with an example. User errors (a bad config, a missing file, a
+full disk) print one line ``layerwise <command>: error: ...`` and exit with status 2; a run that
+diverges (NaN/Inf) exits with 3 keeping its last good checkpoint; Ctrl-C during training saves a
+checkpoint and exits with 130; ``--debug`` (or LAYERWISE_DEBUG=1) shows tracebacks
+(docs/failures.md).
 """
 from __future__ import annotations
 
