@@ -176,7 +176,11 @@ def _train(args: argparse.Namespace, overrides: list[str], comm: Any) -> int:
     def create_run_dir() -> None:  # on rank 0, once the whole config has been checked by building it
         from .train.logs import atomic_write_text
 
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CLIError(f"cannot create the run directory {str(run_dir)!r} ({e.strerror}); choose another --out "
+                           "(or out_dir in the config)") from None
         atomic_write_text(run_dir / "config.yaml", default_config_text(cfg))
 
     cfg, resume, run_dir = comm.on_root(prepare)  # the other ranks get rank 0's config and paths

@@ -192,7 +192,7 @@ def test_out_under_a_regular_file(tmp_path, capsys):
 
 def test_out_in_a_read_only_system_directory(tmp_path, capsys):
     npz = tiny_npz(tmp_path / "d.npz")
-    expect_error(capsys, train_args(npz, "/proc/layerwise-run"), "/proc")
+    expect_error(capsys, train_args(npz, "/proc/layerwise/run"), "/proc/layerwise", "choose another --out")
 
 
 def _limit_file_size(n):
