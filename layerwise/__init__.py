@@ -2,7 +2,11 @@
 
 Public names only; see docs/ and DESIGN.md for the contract.
 """
-from . import backend, init
+from . import _threads
+
+_threads.apply()  # under mpiexec: each rank's BLAS/OpenMP/numba threads, set before NumPy loads (docs/distributed.md)
+
+from . import backend, init  # noqa: E402
 from .core import Layer, LayerError, LossLayer, Net, Param, Sequential, register
 from .layers import *  # noqa: F401,F403
 from .layers import __all__ as _layers_all

@@ -6,9 +6,11 @@
     layerwise test runs/<run>/checkpoint-epoch0030.safetensors
     layerwise time densenet_bc --input 3,32,32
 
-Every sub-command has ``--help`` with an example. User errors (a bad config, a missing file)
-print one line starting with ``error:`` and exit with status 2; a NaN/Inf in training exits
-with 3; Ctrl-C during training saves a checkpoint and exits with 130.
+Every sub-command has ``--help`` with an example. User errors (a bad config, a missing file, a
+full disk) print one line ``layerwise <command>: error: ...`` and exit with status 2; a run that
+diverges (NaN/Inf) exits with 3 keeping its last good checkpoint; Ctrl-C during training saves a
+checkpoint and exits with 130; ``--debug`` (or LAYERWISE_DEBUG=1) shows tracebacks
+(docs/failures.md).
 """
 from __future__ import annotations
 
@@ -26,7 +28,14 @@ EXIT_USAGE, EXIT_NONFINITE, EXIT_INTERRUPTED = 2, 3, 130
 
 
 class CLIError(Exception):
-    """A user error: printed as one ``error:`` line, exit status 2."""
+    """A user error: printed as one ``layerwise <command>: error:`` line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with git's error discipline: one ``prog: error: ...`` line (no usage dump), exit 2."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
 
 
 def _tune_malloc() -> None:
@@ -127,6 +136,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _train(args, overrides, comm)
     except BaseException as e:  # noqa: BLE001 - one rank failed: the others may wait in a collective
         if getattr(e, "_layerwise_all_ranks", False):  # raised on every rank alike (comm.on_root)
+            if not comm.is_root:
+                e._layerwise_quiet = True  # type: ignore[attr-defined]  # rank 0 alone prints the one line
             raise
         from .train.trainer import NonFiniteError
 
@@ -140,42 +151,68 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace, overrides: list[str], comm: Any) -> int:
     from .config import default_config_text, load_config
-    from .train.build import build_trainer, resolve_run_dir
+    from .train.build import build_trainer, check_resume_config, check_writable_dir, resolve_run_dir
     from .train.trainer import NonFiniteError
 
-    def prepare() -> tuple[Any, Path | None, Path]:  # on rank 0 only: paths, config file and run directory
+    def prepare() -> tuple[Any, Path | None, Path]:  # on rank 0 only: config and paths; nothing written yet
         resume = None
         source: Any = args.config
+        saved: dict | None = None
         if args.resume is not None:
             probe = load_config(args.config, overrides)
             resume = _resolve_resume(args.resume, args.out, probe)
-            if args.config is None:  # continue with the config the run was started with
-                from .io import read_checkpoint_meta
+            from .io import read_checkpoint_meta
 
-                source = read_checkpoint_meta(resume).get("config") or {}
+            saved = read_checkpoint_meta(resume).get("config") or {}
+            if args.config is None:  # continue with the config the run was started with
+                source = saved
         cfg = load_config(source, overrides)
+        if saved:
+            check_resume_config(saved, cfg, resume)
         run_dir = resume.parent if resume is not None and args.out is None else resolve_run_dir(cfg, args.out)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(default_config_text(cfg))
+        check_writable_dir(run_dir)
         return cfg, resume, run_dir
+
+    def create_run_dir() -> None:  # on rank 0, once the whole config has been checked by building it
+        from .train.logs import atomic_write_text
+
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise CLIError(f"cannot create the run directory {str(run_dir)!r} ({e.strerror}); choose another --out "
+                           "(or out_dir in the config)") from None
+        atomic_write_text(run_dir / "config.yaml", default_config_text(cfg))
 
     cfg, resume, run_dir = comm.on_root(prepare)  # the other ranks get rank 0's config and paths
     _tune_malloc()
     progress = False if args.no_progress else None
     trainer = build_trainer(cfg, run_dir, progress=progress, comm=comm)
+    comm.on_root(create_run_dir)
     n_params = trainer.net.num_params()
     if comm.is_root:
+        from . import _threads
+
         par = (f", data-parallel over {comm.size} processes (global batch {cfg.batch_size} x {comm.size})"
                if comm.distributed else "")
+        if _threads.CHOICE:
+            par += f", {_threads.CHOICE}"
         print(f"layerwise train: {cfg.model.name} ({n_params:,} params) on {cfg.data.name} "
               f"({len(trainer.train_loader.dataset) if hasattr(trainer.train_loader, 'dataset') else '?'} train "
               f"images), {cfg.epochs} epochs of {len(trainer.train_loader)} steps, {cfg.solver.name} lr "
               f"{cfg.solver.lr:g} {cfg.lr_policy.name}{par}; run directory {run_dir}", flush=True)
     t0 = time.perf_counter()
     try:
-        rows = trainer.fit(resume=resume)
+        with np.errstate(over="ignore", invalid="ignore"):  # a NaN/Inf is reported by the trainer's checks instead
+            rows = trainer.fit(resume=resume)
     except NonFiniteError as e:
-        print(f"error: {e}", file=sys.stderr)
+        from .errors import describe_error
+
+        msg = describe_error(e)
+        if "checkpoint" not in msg:  # a training step diverged: say what is kept
+            kept = trainer.last_checkpoint
+            msg += (f"; the last good checkpoint is {kept} (resume from it with --resume and a lower solver.lr)"
+                    if kept is not None else "; no checkpoint of this run was saved before it diverged")
+        print(f"layerwise train: error: {msg}", file=sys.stderr)
         if comm.distributed:
             comm.abort(EXIT_NONFINITE)
         return EXIT_NONFINITE
@@ -193,6 +230,8 @@ def _train(args: argparse.Namespace, overrides: list[str], comm: Any) -> int:
 # ------------------------------------------------------------------ test/predict
 def _checkpoint_model(path: str) -> tuple[Any, dict]:
     from .interop.convert import is_interop_source, load_model
+    from .train.build import model_from_checkpoint
+
     if is_interop_source(path):  # a Caffe or ONNX model, used directly
         return load_model(path)
     if not Path(path).is_file():
@@ -312,9 +351,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     xp_dtype = np.dtype(meta.get("dtype", "float32"))
     for f in args.files:
         x = _read_input(Path(f), shape, args.invert)
+        if not np.isfinite(x).all():
+            raise CLIError(f"{f}: the input holds NaN/Inf values; pass finite samples")
         if norm is not None:
             x = norm(x, None)
         logits = np.asarray(net.forward(x.astype(xp_dtype)), dtype=np.float64)
+        if not np.isfinite(logits).all():
+            raise CLIError(f"{f}: the model's outputs are NaN/Inf for this input (the checkpoint "
+                           f"{args.checkpoint} or the input overflowed); use an earlier checkpoint")
         z = logits - logits.max(axis=1, keepdims=True)
         prob = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
         for i, p in enumerate(prob):
@@ -452,7 +496,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         return int(viz_main(list(args.rest)) or 0)
     from .train.logs import plot_curves, read_log
 
-    ap = argparse.ArgumentParser(prog="layerwise plot curves")
+    ap = _Parser(prog="layerwise plot curves")
     ap.add_argument("log")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(list(args.rest))
@@ -468,7 +512,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="layerwise", formatter_class=fmt,
         description="layerwise: a deep-learning framework where every layer owns its forward and backward pass.",
         epilog=_epilog("""
@@ -476,6 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
             layerwise train --help          # every command explains itself with an example
         """))
     ap.add_argument("--version", action="version", version="layerwise 0.1.0")
+    ap.add_argument("--debug", action="store_true",
+                    help="show the Python traceback of an error (also LAYERWISE_DEBUG=1); allowed after the command too")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("train", help="train a model from a YAML config (default: DenseNet-BC on digits)",
@@ -627,43 +673,63 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``layerwise`` command; returns the exit status."""
-    from .config import ConfigError
+def debug_enabled(argv: Sequence[str] | None = None) -> bool:
+    """``--debug`` anywhere on the command line, or ``LAYERWISE_DEBUG`` set to anything but 0/empty."""
+    return "--debug" in (argv or ()) or os.environ.get("LAYERWISE_DEBUG", "").strip() not in ("", "0")
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``layerwise`` command; returns the exit status.
+
+    Failure discipline (docs/failures.md): a failure the user can cause (a bad config, file,
+    path, data set or checkpoint, a full disk, a diverged run) prints ONE line
+    ``layerwise <command>: error: <what, where, the fix>`` on stderr and exits 2 (3 for a run
+    that diverged, 130 for Ctrl-C); anything else is an internal error (one line, exit 1). The
+    traceback is shown only with ``--debug`` or ``LAYERWISE_DEBUG=1``.
+    """
+    from .errors import describe_error, ignore_file_size_signal, is_user_error
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_enabled(argv)
+    argv = [a for a in argv if a != "--debug"]
+    ignore_file_size_signal()  # a file-size limit (ulimit -f) becomes an OSError we can report
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
+    prog = f"layerwise {args.command}"
+    if extra:  # reported by the sub-command, as git does
+        print(f"{prog}: error: unrecognized arguments: {' '.join(extra)}; see '{prog} --help'", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        data_error: tuple[type, ...] = ()
-        try:
-            from .data.dataset import DataError
-
-            data_error = (DataError,)
-        except ImportError:  # pragma: no cover
-            pass
-        from .io import CheckpointError
-        from .interop import CaffeError, ExportError, OnnxImportError
-        from .interop.convert import ConvertError
-        from .interop.torch_weights import StateDictError
-
         return int(args.func(args) or 0)
-    except (CLIError, ConfigError, FileNotFoundError, CheckpointError, CaffeError, ExportError, OnnxImportError,
-            StateDictError, ConvertError, *data_error) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyError as e:  # an unknown registry name: the message lists the known ones
-        print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
-        return EXIT_USAGE
     except BrokenPipeError:  # `layerwise test ... | head`: the reader left; exit quietly
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so Python's own flush at exit does not fail again
         return 0
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        if debug:
+            raise
+        print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - sorted into user errors and internal errors below
+        if debug:
+            raise
+        from .train.trainer import NonFiniteError
+
+        quiet = getattr(e, "_layerwise_quiet", False)
+        if quiet:  # a non-root MPI rank: the same error is printed once, by rank 0
+            return EXIT_NONFINITE if isinstance(e, NonFiniteError) else EXIT_USAGE if is_user_error(e) else 1
+        if isinstance(e, NonFiniteError):
+            print(f"{prog}: error: {describe_error(e)}", file=sys.stderr)
+            return EXIT_NONFINITE
+        if is_user_error(e):
+            print(f"{prog}: error: {describe_error(e)}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"{prog}: error: internal error ({type(e).__name__}: {describe_error(e)}); run again with --debug "
+              "for the traceback and report it", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

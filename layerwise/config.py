@@ -19,6 +19,7 @@ Unknown keys and bad values raise a ``ConfigError`` naming the key and what is a
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,9 @@ class Config:
     name: str | None = None  # the run directory's name; None = <date>-<time>-<model>-<data>
     eval_batch_size: int = 256  # images per step when evaluating
     dtype: str = "float32"  # float32 or float64
+    # data-parallel (mpiexec -n R): BatchNorm statistics over all R ranks' samples (SyncBatchNorm), so R ranks
+    # with batch B normalise like one process with batch R*B; false: each rank its own (PyTorch DDP's default)
+    sync_batchnorm: bool = False
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -145,8 +149,12 @@ def _coerce(key: str, value: Any, default: Any, annotation: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"config key {key!r}: expected a number, got {value!r} ({type(value).__name__});"
                               " write 1.0e-4, not 1e-4, if YAML read it as a string")
+        if not math.isfinite(value):
+            raise ConfigError(f"config key {key!r}: expected a finite number, got {value!r}")
         return float(value)
     if ann.startswith("str|float"):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"config key {key!r}: expected {_CHOICES.get(key, ann)}, got {value!r}")
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return value
         raise ConfigError(f"config key {key!r}: expected {_CHOICES.get(key, ann)}, got {value!r}")
@@ -156,13 +164,33 @@ def _coerce(key: str, value: Any, default: Any, annotation: str) -> Any:
         raise ConfigError(f"config key {key!r}: expected a string, got {value!r}")
     if ann.startswith("dict"):
         if isinstance(value, dict):
+            _check_finite(key, value)
             return dict(value)
         raise ConfigError(f"config key {key!r}: expected a mapping (key: value, ...), got {value!r}")
     if ann.startswith("list"):
         if isinstance(value, (list, tuple)):
+            _check_finite(key, value)
             return list(value)
         raise ConfigError(f"config key {key!r}: expected a list, got {value!r}")
     return value
+
+
+def _check_finite(key: str, value: Any, depth: int = 0, budget: list[int] | None = None) -> None:
+    """Reject NaN/Inf anywhere inside a kwargs mapping or a list (``solver.kwargs.eps: .nan``), and
+    values nested too deep or too large (a YAML alias "bomb" shares nodes that a walk would expand)."""
+    budget = [10_000] if budget is None else budget
+    budget[0] -= 1
+    if depth > 20 or budget[0] < 0:
+        raise ConfigError(f"config key {key!r}: nested too deeply or too large (over 20 levels or 10,000 values); "
+                          "a config value is a few numbers, not a data structure")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key {key!r}: expected a finite number, got {value!r}")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(f"{key}.{k}", v, depth + 1, budget)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_finite(f"{key}[{i}]", v, depth + 1, budget)
 
 
 def _fill(cls: type, raw: dict, section: str) -> Any:
@@ -342,9 +370,18 @@ def load_config(source: str | Path | dict | None = None, overrides: list[str] | 
         if not path.is_file():
             raise ConfigError(f"config file {str(path)!r} does not exist; pass a YAML file or no config for the defaults")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset "
+                              f"{e.start}); save it as UTF-8") from None
+        except OSError as e:
+            raise ConfigError(f"config file {str(path)!r} cannot be read ({e.strerror})") from None
+        try:
+            raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as e:
-            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {e}") from None
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML: {' '.join(str(e).split())}") from None
+        except RecursionError:
+            raise ConfigError(f"config file {str(path)!r} is nested too deeply to be a config") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"config file {str(path)!r}: expected a mapping of keys at the top level, got {type(raw).__name__}")
     raw = _hoist_caffe_solver(dict(raw))

@@ -210,7 +210,10 @@ class Layer:
             return
         dtype = next(iter(self._params.values())).dtype
         for i, x in enumerate(xs):
-            if x.dtype.kind == "f" and x.dtype != dtype:
+            if x.dtype.kind != "f":   # integer/bool input to a layer with params: one rule for every layer
+                raise self.error(f"input {i} has dtype {x.dtype}, but the layer computes in floating point "
+                                 f"(params {dtype}); convert the input with x.astype('{dtype}')")
+            if x.dtype != dtype:
                 raise self.error(
                     f"input {i} has dtype {x.dtype} but the layer's params are {dtype}; "
                     f"convert the input with x.astype('{dtype}') or the layer with layer.astype('{x.dtype}')"
@@ -358,6 +361,9 @@ class LossLayer(Layer):
 
     def _output_shape(self, *in_shapes: Shape):
         return ()
+
+    def _check_dtype(self, xs) -> None:  # the target may be integer labels; only the prediction is checked
+        super()._check_dtype(xs[:1])
 
     def backward(self, dy: Any = None):
         if dy is not None and getattr(dy, "size", 1) != 1:

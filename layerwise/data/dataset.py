@@ -45,9 +45,14 @@ class ArrayDataset:
             raise DataError(f"{label}: y must be a 1-D array of {len(x)} labels (one per row of x), "
                             f"got shape {y.shape}")
         if len(y) and not np.issubdtype(y.dtype, np.integer):
-            if not np.all(np.equal(np.mod(y, 1), 0)):
-                raise DataError(f"{label}: y must hold integer class labels, got dtype {y.dtype}")
-        self.x = np.ascontiguousarray(x, dtype=np.float32)
+            if (y.dtype.kind not in "fb" or not np.isfinite(y).all() or np.abs(y).max() > 2**53
+                    or not np.all(np.equal(np.mod(y, 1), 0))):
+                raise DataError(f"{label}: y must hold integer class labels, got dtype {y.dtype}"
+                                + (" with non-integer, huge or NaN values" if y.dtype.kind == "f" else ""))
+        if x.dtype.kind not in "biuf":
+            raise DataError(f"{label}: x must be a numeric array, got dtype {x.dtype}")
+        with np.errstate(over="ignore", invalid="ignore"):  # values too big for float32 become inf: check_dataset
+            self.x = np.ascontiguousarray(x, dtype=np.float32)  # names them instead of a cast warning
         self.y = np.ascontiguousarray(y, dtype=np.int64)
         if len(self.y) and self.y.min() < 0:
             raise DataError(f"{label}: labels must be >= 0, found {int(self.y.min())}")
@@ -82,6 +87,35 @@ class ArrayDataset:
     def __repr__(self) -> str:
         return (f"ArrayDataset(name={self.name!r}, n={len(self)}, sample_shape={self.sample_shape}, "
                 f"classes={self.num_classes})")
+
+
+def check_dataset(ds: ArrayDataset, where: str) -> ArrayDataset:
+    """The checks every data source passes at load: not empty, finite, labels in range, sane shapes.
+
+    Args:
+        ds: the loaded data set.
+        where: the file or directory it came from (named in every message).
+
+    Returns:
+        ``ds`` itself.
+
+    Raises:
+        DataError: naming ``where``, what is wrong (with the first bad sample) and the fix.
+    """
+    label = f"{ds.name or 'data set'} ({where})"
+    if len(ds) == 0:
+        raise DataError(f"{label}: the data set is empty (0 samples); check the files or the split")
+    if any(d == 0 for d in ds.x.shape[1:]):
+        raise DataError(f"{label}: samples have shape {ds.sample_shape}, with a zero-sized dimension")
+    finite = np.isfinite(ds.x.reshape(len(ds), -1)).all(axis=1)                  # (N,) per sample
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise DataError(f"{label}: {len(bad)} sample(s) hold NaN or Inf values (the first is sample {int(bad[0])}); "
+                        "remove or repair them")
+    if ds.y.max() >= ds.num_classes:
+        raise DataError(f"{label}: label {int(ds.y.max())} is out of range for {ds.num_classes} classes "
+                        f"(0..{ds.num_classes - 1}); check the labels or the class names")
+    return ds
 
 
 def stratified_split(y: np.ndarray, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..core.registry import lookup, register, registered
-from .dataset import ArrayDataset, DataError, stratified_split
+from .dataset import ArrayDataset, DataError, check_dataset, stratified_split
 from .idx import read_idx
 
 SPLITS = ("train", "test")
@@ -65,7 +65,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = 
             ``mode`` ('L' | 'RGB', folder).
 
     Raises:
-        DataError: missing, truncated or corrupt files (the message names the file and what to do).
+        DataError: missing, truncated or corrupt files, or data that fails :func:`check_dataset`
+            (empty, NaN/Inf, labels out of range); the message names the file and what to do.
         KeyError: unknown data set name.
 
     Example:
@@ -77,7 +78,14 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, split: str = 
         raise ValueError(f"load_dataset: split must be 'train' or 'test', got {split!r}")
     source: Callable[..., ArrayDataset] = lookup("dataset", canonical_name(name))
     root_path = Path(root).expanduser() if root is not None else default_root()
-    return source(root_path, split, **kw)
+    where = "built in" if canonical_name(name) == "digits" else str(root_path)
+    try:
+        ds = source(root_path, split, **kw)
+    except DataError as e:
+        if where in str(e) or where == "built in":
+            raise
+        raise type(e)(f"{e} (data set {canonical_name(name)!r} from {where})") from None  # name the file
+    return check_dataset(ds, where)
 
 
 def _take_split(x: np.ndarray, y: np.ndarray, split: str, classes: Any, name: str,

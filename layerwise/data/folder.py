@@ -25,8 +25,8 @@ def _read_images(files: list[Path], size: Any, mode: str | None) -> np.ndarray:
         try:
             with Image.open(f) as im:
                 imgs.append(im.copy())
-        except (UnidentifiedImageError, OSError) as e:
-            raise DataError(f"folder: cannot read image {f} ({e})") from None
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError, SyntaxError) as e:
+            raise DataError(f"folder: cannot read image {f} ({type(e).__name__}: {e}); delete or replace it") from None
     if mode is None:
         mode = "L" if all(im.mode in ("1", "L", "I", "I;16", "F") for im in imgs) else "RGB"
     arrays = []

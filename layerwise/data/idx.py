@@ -14,6 +14,7 @@ file and what was expected instead of failing deep inside NumPy.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
@@ -28,12 +29,27 @@ _CODES = {dt.newbyteorder("=").str.lstrip("<>|="): code for code, dt in IDX_DTYP
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
+MAX_DECOMPRESSED = 4 << 30  # 4 GiB: MNIST's largest file is 47 MB; more is a "zip bomb"
+
+
 def _read_bytes(path: Path) -> bytes:
     raw = path.read_bytes()
     if raw[:2] != _GZIP_MAGIC:
         return raw
     try:
-        return gzip.decompress(raw)
+        out, rest = [], raw
+        total = 0
+        while rest[:2] == _GZIP_MAGIC:  # a gzip file may hold several members
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out.append(d.decompress(rest, MAX_DECOMPRESSED - total + 1))
+            total += len(out[-1])
+            if total > MAX_DECOMPRESSED or d.unconsumed_tail:
+                raise DataError(f"{path}: decompresses to more than {MAX_DECOMPRESSED >> 30} GiB; not an IDX data "
+                                "file (a compression bomb?)")
+            if not d.eof:
+                raise EOFError("compressed file ended before the end-of-stream marker was reached")
+            rest = d.unused_data
+        return b"".join(out)
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: corrupt or truncated gzip file ({e}); delete it and download it again "
                         f"(`layerwise download NAME`)") from None
@@ -65,7 +81,7 @@ def read_idx(path: str | os.PathLike, ndim: int | None = None) -> np.ndarray:
     if len(raw) < header:
         raise DataError(f"{path}: truncated IDX header: {nd} dimensions need {header} bytes, file has {len(raw)}")
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=nd, offset=4))
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(dims) * dtype.itemsize  # Python ints: no overflow on a forged header
     found = len(raw) - header
     if found != expected:
         what = "truncated" if found < expected else "has trailing bytes"

@@ -44,7 +44,8 @@ class _ArraySpec:
 
 _RECONSTRUCT = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct")}
 _FROMBUFFER = {("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer")}
-_ALLOWED = _RECONSTRUCT | _FROMBUFFER | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+_EMPTY_BYTES = {("__builtin__", "bytes"), ("builtins", "bytes")}   # protocol 0-2 spelling of b""
+_ALLOWED = _RECONSTRUCT | _FROMBUFFER | _EMPTY_BYTES | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 _BYTES_OPS = {"STRING", "BINSTRING", "SHORT_BINSTRING"}       # Python 2 ``str`` = bytes
 _PUSH_OPS = {"BININT", "BININT1", "BININT2", "INT", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
              "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8",
@@ -88,36 +89,89 @@ def _reduce(func: Any, args: Any, where: str) -> Any:
             return np.dtype(spec)
         except TypeError:
             raise DataError(f"{where}: unknown numpy dtype {args[0]!r} in pickle") from None
+    if key in _EMPTY_BYTES and args == ():
+        return b""
     if key == ("_codecs", "encode") and len(args) == 2 and isinstance(args[0], str) \
             and args[1] in ("latin1", "latin-1"):
         return args[0].encode("latin-1")
-    raise UnsafePickleError(f"{where}: pickle calls {func.module}.{func.name}{args!r:.60}, which plain data never does")
+    raise UnsafePickleError(f"{where}: pickle calls {func.module}.{func.name} with {len(args)} argument(s) "
+                            f"({', '.join(type(a).__name__ for a in args[:4])}), which plain data never does")
 
 
-def _resolve(obj: Any) -> Any:
-    if isinstance(obj, _ArraySpec):
-        return obj.array
-    if isinstance(obj, dict):
-        return {_resolve(k): _resolve(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_resolve(v) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(_resolve(v) for v in obj)
-    return obj
+MAX_DEPTH = 100  # containers nested deeper than this are refused (a CIFAR batch nests 2 levels)
 
 
-def load_plain_pickle(data: bytes, where: str = "pickle") -> Any:
+def _resolve(root: Any, where: str, max_depth: int, max_items: int) -> Any:
+    """Replace array placeholders by arrays, in one pass over the object graph that is linear in its size.
+
+    A container reached twice (through the memo) is built once and shared, as ``pickle.load``
+    shares it. The graph is refused, before anything is expanded, when it refers to itself, nests
+    deeper than ``max_depth`` or would expand (counting each reference as a copy, as any code that
+    walks the result does) to more than ``max_items`` values: a few hundred bytes of memo references
+    can describe 2**100 values.
+    """
+    done: dict[int, tuple[Any, int]] = {}   # id -> (resolved object, expanded size)
+    active: set[int] = set()                 # containers on the current path (a cycle if met again)
+
+    def walk(obj: Any, depth: int) -> tuple[Any, int]:
+        if isinstance(obj, _ArraySpec):
+            return obj.array, 1
+        if not isinstance(obj, (list, tuple, dict)):
+            return obj, 1
+        key = id(obj)
+        if key in done:
+            return done[key]
+        if key in active:
+            raise DataError(f"{where}: the pickle holds a {type(obj).__name__} that contains itself; a data file "
+                            "never does: refusing it (the file is corrupt or malicious)")
+        if depth >= max_depth:
+            raise DataError(f"{where}: containers nested more than {max_depth} levels deep; a data file nests a few "
+                            "levels: refusing it (the file is corrupt or malicious)")
+        active.add(key)
+        total = 1
+        parts: list[Any] = []
+        for item in (obj.items() if isinstance(obj, dict) else ((v,) for v in obj)):
+            for v in item:
+                r, n = walk(v, depth + 1)
+                parts.append(r)
+                total += n
+                if total > max_items:
+                    raise DataError(f"{where}: the pickle expands to more than {max_items:,} values through shared "
+                                    "references (a 'pickle bomb'); refusing it (the file is corrupt or malicious)")
+        active.discard(key)
+        if isinstance(obj, dict):
+            out: Any = dict(zip(parts[::2], parts[1::2]))
+        else:
+            out = parts if isinstance(obj, list) else tuple(parts)
+        done[key] = (out, total)
+        return out, total
+
+    return walk(root, 0)[0]
+
+
+def load_plain_pickle(data: bytes, where: str = "pickle", *, max_depth: int = MAX_DEPTH,
+                      max_items: int | None = None) -> Any:
     """Decode a pickle of plain data and NumPy arrays without executing any code.
+
+    Time and memory are linear in ``len(data)``: objects reached through the memo are shared,
+    never copied, and self-references, deep nesting and reference "bombs" are refused.
 
     Args:
         data: the pickle bytes (any protocol 0-5).
         where: the file name, used in every error message.
+        max_depth: deepest container nesting accepted.
+        max_items: most values the result may expand to, counting every reference (default
+            ``max(100_000, 2 * len(data))``: a pickle spends at least 2 bytes per value).
 
     Raises:
         UnsafePickleError: the pickle names a global other than the few listed in the module
             docstring, or uses an opcode that builds arbitrary objects.
-        DataError: the pickle is truncated or malformed.
+        DataError: the pickle is truncated or malformed, refers to itself, nests deeper than
+            ``max_depth`` or expands to more than ``max_items`` values.
     """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DataError(f"{where}: expected the bytes of a pickle, got {type(data).__name__}")
+    limit = max(100_000, 2 * len(data)) if max_items is None else int(max_items)
     stack: list[Any] = []
     marks: list[int] = []
     memo: dict[int, Any] = {}
@@ -145,7 +199,9 @@ def load_plain_pickle(data: bytes, where: str = "pickle") -> Any:
             elif name == "MARK":
                 marks.append(len(stack))
             elif name == "STOP":
-                return _resolve(stack.pop())
+                if len(stack) != 1 or marks:
+                    raise DataError(f"{where}: malformed pickle ({len(stack)} objects left at STOP)")
+                return _resolve(stack.pop(), where, max_depth, limit)
             elif name == "POP":
                 if marks and marks[-1] == len(stack):
                     marks.pop()
@@ -217,7 +273,9 @@ def load_plain_pickle(data: bytes, where: str = "pickle") -> Any:
                                         "and never occurs in a plain data file; nothing was executed")
     except (UnsafePickleError, DataError):
         raise
-    except (ValueError, IndexError, KeyError, AttributeError, TypeError) as e:
+    except RecursionError:
+        raise DataError(f"{where}: the pickle nests too deeply; refusing it") from None
+    except (ValueError, IndexError, KeyError, AttributeError, TypeError, OverflowError, MemoryError) as e:
         raise DataError(f"{where}: corrupt or truncated pickle ({type(e).__name__}: {e}); "
                         "download the file again") from None
     raise DataError(f"{where}: truncated pickle (no STOP opcode); download the file again")

@@ -200,13 +200,22 @@ class DataParallel:
         self._allreduce(weight)
 
     def seed_layer_generators(self, seed: int) -> None:
-        """Give each rank its own random stream in every layer that has a generator (Dropout), so
-        ranks do not drop the same units on their different samples. No-op for one process."""
+        """Give each rank its own random stream in every layer that draws random numbers, so ranks
+        do not drop the same units on their different samples. No-op for one process.
+
+        A layer with its own generator (Dropout's mask generator, drawn at setup, i.e. before
+        training starts) is reseeded through its ``reseed(seed)`` method; replacing ``_rng``
+        alone would not reach it. Other layers get a fresh ``_rng`` for anything drawn later.
+        """
         if not self.comm.distributed:
             return
         for i, m in enumerate(self.net.modules()):
+            key = [int(seed), 0xD15, self.comm.rank, i]
+            reseed = getattr(m, "reseed", None)
+            if callable(reseed):
+                reseed(key)
             if getattr(m, "_rng", None) is not None:
-                m._rng = np.random.default_rng([int(seed), 0xD15, self.comm.rank, i])
+                m._rng = np.random.default_rng(key)
 
 
 __all__ = ["broadcast_state", "broadcast_buffers", "allreduce_gradients", "GradientAllreduce", "DataParallel"]

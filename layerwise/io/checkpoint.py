@@ -44,7 +44,10 @@ class CheckpointError(ValueError):
 def _fmt(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise ValueError(f"checkpoint {path}: unknown extension {suffix!r}; use .safetensors or .npz")
+        hint = (" (a PyTorch file: layerwise reads only its own checkpoints, which hold no pickled code)"
+                if suffix in (".pt", ".pth", ".ckpt", ".bin") else "")
+        raise CheckpointError(f"checkpoint {path}: unknown extension {suffix!r}{hint}; pass a .safetensors or .npz "
+                              "checkpoint written by layerwise")
     return suffix
 
 
@@ -134,9 +137,11 @@ def save_checkpoint(path: str | os.PathLike, tensors: dict[str, Any], meta: dict
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:  # includes KeyboardInterrupt: never leave the half-written temp file behind
+    except BaseException as e:  # includes KeyboardInterrupt: never leave the half-written temp file behind
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno is not None:  # disk full, file-size limit: name the checkpoint
+            raise type(e)(e.errno, e.strerror, str(path)) from None
         raise
     _fsync_dir(path.parent)
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed mid-save
@@ -177,6 +182,11 @@ def _load_safetensors(path: Path, with_tensors: bool) -> tuple[dict[str, np.ndar
 
 
 def _load_npz(path: Path, with_tensors: bool) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):  # np.load would try a pickle for anything else
+        raise CheckpointError(f"checkpoint {path}: not an .npz (zip) file (it starts with {magic!r}); the file is "
+                              "corrupt or in another format: use an earlier checkpoint")
     try:
         with np.load(path, allow_pickle=False) as f:
             if META_KEY not in f.files:

@@ -17,9 +17,10 @@ from .pad import *  # noqa: F401,F403
 from .power import *  # noqa: F401,F403
 from .scale import *  # noqa: F401,F403
 from .slicing import *  # noqa: F401,F403
-from . import accuracy, deconv, lrn, pad, power, scale, slicing  # noqa: E401
+from .sync_batchnorm import *  # noqa: F401,F403
+from . import accuracy, deconv, lrn, pad, power, scale, slicing, sync_batchnorm  # noqa: E401
 from . import activations, batchnorm, concat, conv, dropout, eltwise, fused, linear, pooling, shape, softmax
 
 __all__ = [n for m in (activations, batchnorm, concat, conv, dropout, eltwise, fused, linear, pooling, shape, softmax,
-                     accuracy, deconv, lrn, pad, power, scale, slicing)
+                     accuracy, deconv, lrn, pad, power, scale, slicing, sync_batchnorm)
            for n in m.__all__]

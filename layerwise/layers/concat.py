@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from ..backend import Shape, get_array_module
 from ..core import Layer, register
+from ._dtype import FloatInputs
 
 __all__ = ["Concat"]
 
 
 @register("layer", "Concat")
-class Concat(Layer):
+class Concat(FloatInputs, Layer):
     """Join inputs along ``axis`` (default 1: channels, the DenseNet pattern).
 
     Forward:  y = [x_1, x_2, ..., x_K] stacked along ``axis``.

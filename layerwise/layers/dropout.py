@@ -8,6 +8,7 @@ import numpy as np
 
 from ..backend import Array, Shape, get_array_module
 from ..core import Layer, register
+from ._dtype import FloatInputs
 
 __all__ = ["Dropout"]
 
@@ -33,6 +34,11 @@ class RandomLayer(Layer):
             self._gen = np.random.default_rng(seed)
         return self._gen
 
+    def reseed(self, seed: Any) -> None:
+        """Replace the generator by ``numpy.random.default_rng(seed)`` (an int or a sequence of ints),
+        e.g. to give each data-parallel rank its own draws after the net was set up."""
+        self._gen = np.random.default_rng(seed)
+
     def rng_state(self) -> dict[str, Any]:
         """The generator's state (a deep copy; plain ints and strs, JSON-serialisable)."""
         return copy.deepcopy(self.generator.bit_generator.state)
@@ -51,7 +57,7 @@ class RandomLayer(Layer):
 
 
 @register("layer", "Dropout")
-class Dropout(RandomLayer):
+class Dropout(FloatInputs, RandomLayer):
     """Inverted dropout (Srivastava et al., 2014; Caffe's DropoutLayer).
 
     Training: m_i ~ Bernoulli(1 - p) (keep with probability 1 - p), scale = 1 / (1 - p),

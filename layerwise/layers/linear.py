@@ -7,12 +7,13 @@ from typing import Any
 from .. import init as _init
 from ..backend import Array, Shape, get_array_module
 from ..core import Layer, register
+from ._dtype import FloatInputs
 
 __all__ = ["Linear"]
 
 
 @register("layer", "Linear", "InnerProduct")
-class Linear(Layer):
+class Linear(FloatInputs, Layer):
     """Fully connected layer: y = x W^T + b.
 
     The input's dimensions from ``axis`` on are flattened into K = in_features (Caffe's

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ..backend import Shape, get_array_module
 from ..core import Layer, register
+from ._dtype import FloatInputs
 from ..functional.im2col import pair
 from ..functional.pool import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
                                max_pool2d_forward, pool_geometry)
@@ -18,7 +19,7 @@ from ..functional.pool import (avg_pool2d_backward, avg_pool2d_forward, max_pool
 __all__ = ["MaxPool2d", "AvgPool2d", "GlobalAvgPool2d"]
 
 
-class _Pool2d(Layer):
+class _Pool2d(FloatInputs, Layer):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode: bool = False, *, name=None) -> None:
         super().__init__(name=name)
         kind = type(self).__name__
@@ -114,7 +115,7 @@ class AvgPool2d(_Pool2d):
 
 
 @register("layer", "GlobalAvgPool2d", "GlobalAvgPool")
-class GlobalAvgPool2d(Layer):
+class GlobalAvgPool2d(FloatInputs, Layer):
     """Mean over the whole feature map (Caffe's ``global_pooling``, torch's AdaptiveAvgPool2d(1)).
 
     Forward:  y[n, c, 0, 0] = (1 / (H*W)) * sum_{h, w} x[n, c, h, w].

@@ -6,12 +6,13 @@ from typing import Sequence
 
 from ..backend import Array, Shape
 from ..core import Layer, register
+from ._dtype import FloatInputs
 
 __all__ = ["Flatten", "Reshape"]
 
 
 @register("layer", "Flatten")
-class Flatten(Layer):
+class Flatten(FloatInputs, Layer):
     """Flatten dimensions start_dim..end_dim into one (``torch.nn.Flatten``; Caffe's Flatten).
 
     Forward: y = x.reshape(x.shape[:s] + (prod(x.shape[s:e+1]),) + x.shape[e+1:]).
@@ -46,7 +47,7 @@ class Flatten(Layer):
 
 
 @register("layer", "Reshape")
-class Reshape(Layer):
+class Reshape(FloatInputs, Layer):
     """Reshape each sample, keeping the batch dimension (Caffe's Reshape, ``view(N, *shape)``).
 
     ``shape`` excludes the batch dimension. One entry may be -1 (inferred from the size);

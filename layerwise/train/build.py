@@ -23,6 +23,74 @@ def resolve_run_dir(cfg: Config, out: str | Path | None = None) -> Path:
     return Path(cfg.out_dir) / name
 
 
+# Config keys a resumed run may change: how long it runs, where and how often it writes, how it
+# evaluates, where the data lives. Any other change (model, batch size, solver, lr policy, data set,
+# augmentation, seed, dtype) would silently continue a different experiment, so it is refused.
+RESUME_MAY_CHANGE = ("epochs", "checkpoint_every", "out_dir", "name", "eval_batch_size", "data.root",
+                     "data.num_workers")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and k not in ("kwargs",):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def check_resume_config(saved: dict, cfg: Config, checkpoint: str | Path) -> None:
+    """Refuse to resume ``checkpoint`` with a config that trains something else.
+
+    Args:
+        saved: the config stored in the checkpoint (``meta["config"]``).
+        cfg: the config of this invocation (config file and ``--set`` applied).
+        checkpoint: the checkpoint's path, for the message.
+
+    Raises:
+        ConfigError: naming each changed key with both values (only ``RESUME_MAY_CHANGE`` may differ).
+    """
+    from ..config import load_config
+
+    try:
+        before = _flatten(load_config(saved, check_registries=False).to_dict())
+    except ConfigError:  # a checkpoint of an older config schema: compare what is comparable
+        before = _flatten(saved)
+    now = _flatten(cfg.to_dict())
+    changed = [k for k in now if k in before and k not in RESUME_MAY_CHANGE and before[k] != now[k]]
+    if changed:
+        shown = ", ".join(f"{k} {before[k]!r} -> {now[k]!r}" for k in changed[:4])
+        more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        raise ConfigError(f"--resume {checkpoint}: the config differs from the one the run was trained with "
+                          f"({shown}{more}); resume with the run's own config (leave out the config file and "
+                          f"those --set options; only {', '.join(RESUME_MAY_CHANGE)} may change) or start a new "
+                          "run without --resume")
+
+
+def check_writable_dir(path: str | Path) -> None:
+    """Fail early (before any data is loaded or file written) when ``path`` cannot become a directory.
+
+    Raises:
+        ConfigError: a part of the path is a file, or the nearest existing ancestor is not writable.
+    """
+    import os
+
+    path = Path(path)
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ConfigError(f"run directory {str(path)!r}: {str(probe)!r} is a file, not a directory; "
+                          "choose another --out")
+    if probe.is_dir() and not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"run directory {str(path)!r}: no permission to write in {str(probe)!r}; choose a "
+                          "writable location with --out (or out_dir in the config)")
+
+
 def load_data(cfg: Config) -> tuple[Any, Any]:
     """(train, validation) ArrayDatasets as the config says (``data.val``: 'test' or a fraction)."""
     from ..data import load_dataset
@@ -160,6 +228,13 @@ def build_trainer(cfg: Config, run_dir: str | Path, *, progress: bool | None = N
     net = build_model(cfg.model.name, cfg.model.kwargs, num_classes, cfg.seed)
     dtype = np.dtype(cfg.dtype)
     net.setup((cfg.batch_size, *train.sample_shape), dtype=dtype)
+    if cfg.sync_batchnorm and comm is not None and comm.distributed:
+        from ..layers.sync_batchnorm import convert_sync_batchnorm
+
+        try:
+            convert_sync_batchnorm(net, comm)
+        except ValueError as e:
+            raise ConfigError(f"config key 'sync_batchnorm': {e}") from None
     try:
         solver = build_solver(cfg.solver.name, net.named_params(), **_solver_kwargs(cfg))
     except (TypeError, ValueError) as e:
@@ -183,6 +258,8 @@ def model_from_checkpoint(path: str | Path) -> tuple[Any, dict]:
     """Rebuild the model a training checkpoint was made with and load its weights (eval mode)."""
     from ..io import load_checkpoint
 
+    from ..io import CheckpointError
+
     tensors, meta = load_checkpoint(path)
     m = meta.get("model")
     if not m:
@@ -192,7 +269,16 @@ def model_from_checkpoint(path: str | Path) -> tuple[Any, dict]:
     shape = meta.get("input_shape") or meta.get("data", {}).get("sample_shape")
     dtype = np.dtype(meta.get("dtype", "float32"))
     net.setup((1, *shape), dtype=dtype)
-    net.load_state_dict({k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")})
+    weights = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
+    bad = [k for k, v in weights.items() if v.dtype.kind in "fc" and not np.isfinite(v).all()]
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise CheckpointError(f"checkpoint {path}: the weights hold NaN/Inf ({shown}); the run had diverged when "
+                              "it was saved, so its predictions would be meaningless: use an earlier checkpoint")
+    try:
+        net.load_state_dict(weights)
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint {path}: its weights do not fit the model its metadata names ({e})") from None
     net.eval()
     return net, meta
 

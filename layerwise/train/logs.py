@@ -16,16 +16,36 @@ LOG_JSONL = "log.jsonl"
 CURVES_PNG = "curves.png"
 
 
+# The order in which the Trainer writes an epoch's row (other keys follow, in their own order).
+COLUMN_ORDER = ("epoch", "iteration", "train_loss", "train_acc", "val_loss", "val_top1", "val_top5", "eval_time",
+                "lr", "train_time", "img_per_s")
+
+
 class EpochLog:
     """One row per epoch, in ``log.csv`` and ``log.jsonl`` of the run directory.
 
     Both files are rewritten from the in-memory rows after every epoch (a few KB), so a resumed
     run that starts from an earlier checkpoint drops the rows after it and never duplicates one.
+
+    Columns keep the order in which the Trainer first wrote them. Rows restored from a checkpoint
+    (whose JSON metadata is stored with sorted keys) are put back in the order ``columns`` gives
+    (saved in the checkpoint as ``log_columns``), else in :data:`COLUMN_ORDER`, so a resume never
+    reorders the files.
     """
 
-    def __init__(self, run_dir: str | Path, rows: Iterable[dict] = ()) -> None:
+    def __init__(self, run_dir: str | Path, rows: Iterable[dict] = (), columns: Iterable[str] | None = None) -> None:
         self.run_dir = Path(run_dir)
-        self.rows: list[dict] = [dict(r) for r in rows]
+        order = list(columns) if columns else list(COLUMN_ORDER)
+        rank = {k: i for i, k in enumerate(order)}
+        self.rows: list[dict] = [{k: r[k] for k in sorted(r, key=lambda k: rank.get(k, len(rank)))}
+                                 for r in rows]
+
+    def columns(self) -> list[str]:
+        """The column names in file order (first appearance over the rows)."""
+        keys: list[str] = []
+        for r in self.rows:
+            keys += [k for k in r if k not in keys]
+        return keys
 
     def append(self, row: dict) -> None:
         self.rows.append(dict(row))
@@ -33,11 +53,9 @@ class EpochLog:
 
     def write(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        keys: list[str] = []
-        for r in self.rows:
-            keys += [k for k in r if k not in keys]
-        _atomic_write(self.run_dir / LOG_CSV, _csv_text(keys, self.rows))
-        _atomic_write(self.run_dir / LOG_JSONL, "".join(json.dumps(r) + "\n" for r in self.rows))
+        keys = self.columns()
+        atomic_write_text(self.run_dir / LOG_CSV, _csv_text(keys, self.rows))
+        atomic_write_text(self.run_dir / LOG_JSONL, "".join(json.dumps(r) + "\n" for r in self.rows))
 
 
 def _csv_text(keys: list[str], rows: list[dict]) -> str:
@@ -55,10 +73,27 @@ def _fmt(v: Any) -> Any:
     return f"{v:.6g}" if isinstance(v, float) else v
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to a temporary file next to ``path`` and rename it over ``path``: readers see
+    the old file or the new one, never half of one; on failure (disk full) the temporary file is removed.
+
+    Raises:
+        OSError: with ``filename`` set to ``path``.
+    """
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise type(e)(e.errno, e.strerror, str(path)) from None
+
+
+_atomic_write = atomic_write_text
 
 
 def read_log(path: str | Path) -> list[dict]:
@@ -134,9 +169,17 @@ def plot_curves(rows: list[dict], path: str | Path, title: str = "") -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, dpi=90)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise type(e)(e.errno, e.strerror, str(path)) from None
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -151,4 +194,4 @@ def progress_enabled(stream=None) -> bool:
         return False
 
 
-__all__ = ["EpochLog", "read_log", "plot_curves", "progress_enabled", "LOG_CSV", "LOG_JSONL", "CURVES_PNG"]
+__all__ = ["EpochLog", "atomic_write_text", "COLUMN_ORDER", "read_log", "plot_curves", "progress_enabled", "LOG_CSV", "LOG_JSONL", "CURVES_PNG"]

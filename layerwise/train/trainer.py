@@ -282,9 +282,14 @@ class Trainer:
                                "train_loss": self._loss_avg.value, "train_acc": self._acc_avg.value}
         if self._dp is not None:
             self._dp.broadcast_buffers()  # evaluate (and save) rank 0's BatchNorm running statistics
+        if not math.isfinite(row["train_loss"]):
+            raise self._diverged(f"the epoch's mean training loss is {row['train_loss']}")
         if self.val_loader is not None:
             t0 = time.perf_counter()
-            res = self.evaluate(self.val_loader)
+            try:
+                res = self.evaluate(self.val_loader)
+            except NonFiniteError as e:  # checked before the checkpoint below: the last good one stays
+                raise self._diverged(str(e)) from None
             row.update({"val_loss": res["loss"], "val_top1": res["top1"]})
             if "top5" in res:
                 row["val_top5"] = res["top5"]
@@ -305,6 +310,15 @@ class Trainer:
             self.save_checkpoint()
             if self.is_root:
                 self.plot()
+
+    def _diverged(self, what: str) -> NonFiniteError:
+        """The error that stops a diverged run at the end of an epoch, naming the last good checkpoint."""
+        kept = (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint is not None
+                else "no checkpoint of this run was saved before it diverged")
+        return NonFiniteError(f"the run diverged in epoch {self.epoch + 1} (iteration {self.iteration}): {what}; "
+                              f"nothing was saved for this epoch and {kept}. Lower solver.lr (it was "
+                              f"{self.lr_at(max(self.iteration - 1, 0)):.4g}), add warm-up (lr_policy.warmup_epochs) "
+                              "or gradient clipping")
 
     def plot(self) -> Path | None:
         """Redraw ``curves.png`` from the log (returns its path)."""
@@ -349,6 +363,7 @@ class Trainer:
             "running": {"loss": self._loss_avg.state(), "acc": self._acc_avg.state(),
                         "epoch_time": self._epoch_time},
             "history": self.log.rows,
+            "log_columns": self.log.columns(),
         })
         if self.comm.distributed:
             meta["rng"]["ranks"] = self.comm.gather_object(
@@ -411,7 +426,7 @@ class Trainer:
         self._acc_avg = Average(*run.get("acc", (0.0, 0.0)))
         self._epoch_time = float(run.get("epoch_time", 0.0))
         self.losses = [float(v) for v in tensors.get("train/losses", np.zeros(0))]
-        self.log = EpochLog(self.run_dir, meta.get("history", []))
+        self.log = EpochLog(self.run_dir, meta.get("history", []), columns=meta.get("log_columns"))
         if self.is_root:
             self.log.write()  # drop rows written after this checkpoint by an earlier attempt
         if self.epoch > self.epochs:
@@ -482,6 +497,9 @@ def evaluate(net: Layer, loader: Any, criterion: Layer | None = None, *, transfo
 
     Returns:
         ``{"loss", "top1", ["top5"], "n", [...collected]}``.
+
+    Raises:
+        NonFiniteError: the net's outputs (or the loss) are NaN/Inf on some batch; every rank raises.
     """
     distributed = comm is not None and comm.size > 1
     if distributed and collect:
@@ -491,7 +509,7 @@ def evaluate(net: Layer, loader: Any, criterion: Layer | None = None, *, transfo
     if criterion is not None:
         criterion.eval()
     dtype = np.dtype(dtype)
-    loss, top1, top5, n = 0.0, 0, 0, 0
+    loss, top1, top5, n, bad = 0.0, 0, 0, 0, 0
     preds, labels = [], []
     k = num_classes
     try:
@@ -502,6 +520,10 @@ def evaluate(net: Layer, loader: Any, criterion: Layer | None = None, *, transfo
             x = transform(xb, None) if transform is not None else xb
             x = x if x.dtype == dtype else x.astype(dtype)
             logits = net.forward(x)
+            if not bool(get_array_module(logits).isfinite(logits).all()):  # (N, K): cheap
+                bad += b
+                n += b
+                continue
             if criterion is not None:
                 loss += float(criterion.forward(logits, yb)) * b
             top1 += topk_correct(logits, yb, 1)
@@ -516,11 +538,17 @@ def evaluate(net: Layer, loader: Any, criterion: Layer | None = None, *, transfo
         if criterion is not None:
             criterion.train()
     if distributed:
-        sums = np.array([loss, top1, top5, n], dtype=np.float64)
+        sums = np.array([loss, top1, top5, n, bad], dtype=np.float64)
         comm.allreduce(sums)
-        loss, top1, top5, n = float(sums[0]), int(sums[1]), int(sums[2]), int(sums[3])
+        loss, top1, top5, n, bad = float(sums[0]), int(sums[1]), int(sums[2]), int(sums[3]), int(sums[4])
     if n == 0:
         raise ValueError("evaluate: the loader yielded no batches; check the data set and batch size")
+    if bad:
+        raise NonFiniteError(f"evaluation: the model's outputs hold NaN/Inf for batches of {bad} of {n} samples "
+                             "(non-finite weights or an overflow)")
+    if criterion is not None and not math.isfinite(loss):
+        raise NonFiniteError(f"evaluation: the loss over {n} samples is {loss / n} (the model is certain of wrong "
+                             "classes: it has diverged)")
     out: dict[str, Any] = {"top1": top1 / n, "n": n}
     if criterion is not None:
         out["loss"] = loss / n

@@ -52,9 +52,16 @@ def test_sharded_resume_continues_with_the_same_slices():
 def test_single_process_state_without_world_size_still_loads():
     ds = _ds(10)
     a = DataLoader(ds, 3, seed=1, prefetch=False)
+    it = iter(a)
+    first = next(it)[0][:, 0].tolist()
     state = a.state_dict()
+    rest = [x[:, 0].tolist() for x, _ in it]
     del state["world_size"]  # a checkpoint from before sharding existed
-    DataLoader(ds, 3, seed=1, prefetch=False).load_state_dict(state)
+    b = DataLoader(ds, 3, seed=1, prefetch=False)
+    b.load_state_dict(state)
+    assert b.world_size == 1 and len(rest) == 3
+    assert [x[:, 0].tolist() for x, _ in b] == rest  # it continues the same epoch where it stopped
+    assert sorted(first + sum(rest, [])) == list(range(10))  # ... and the epoch covers every sample once
 
 
 def test_ranks_draw_independent_augmentations():

@@ -90,7 +90,7 @@ def test_config_errors_exit_2_with_one_line(tmp_path, capsys):
     bad.write_text("solver: {lrr: 0.1}\n")
     assert main(["train", str(bad), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: unknown config key 'solver.lrr'") and "Traceback" not in err
+    assert err.startswith("layerwise train: error: unknown config key 'solver.lrr'") and "Traceback" not in err
     assert main(["train", "--set", "epochs=zero", "--out", str(tmp_path / "r")]) == 2
     assert main(["test", str(tmp_path / "nope.safetensors")]) == 2
     assert main(["train", "--resume", "auto", "--out", str(tmp_path / "empty")]) == 2
