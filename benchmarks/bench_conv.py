@@ -1,8 +1,10 @@
 """Conv2d forward + backward: layerwise (gemm path) vs torch.nn.functional.conv2d + autograd.
 
 Default case (DenseNet's 3x3 growth convolution): 3x3, 48 -> 12 channels, 32x32, batch 64,
-stride 1, padding 1, float32. Both run in the same process, interleaved, so the ratio is
-comparable even on a noisy shared machine; the figure is the median of ``--repeats``.
+stride 1, padding 1, float32. Each side is timed in a block of its own (all of layerwise's
+repetitions, then all of PyTorch's): alternating them per repetition made OpenBLAS's and
+PyTorch's thread pools fight and slowed PyTorch 4-5x, an artifact. The figure is the median
+of ``--repeats``.
 
     .venv/bin/python benchmarks/bench_conv.py            # prints a table and one JSON line
     .venv/bin/python benchmarks/bench_conv.py --impl direct --repeats 3
@@ -25,7 +27,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=32)
     ap.add_argument("--kernel", type=int, default=3)
     ap.add_argument("--padding", type=int, default=None, help="default: kernel // 2")
-    ap.add_argument("--impl", default="gemm", choices=["gemm", "direct"])
+    ap.add_argument("--impl", default="gemm", choices=["gemm", "im2col", "direct"])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--warmup", type=int, default=2)
     args = ap.parse_args()
@@ -57,8 +59,8 @@ def main() -> None:
         F.conv2d(tx, tW, tb, padding=pad).backward(tdy)
 
     times: dict[str, list[float]] = {"layerwise": [], "torch": []}
-    for r in range(args.warmup + args.repeats):
-        for name, fn in (("layerwise", ours), ("torch", theirs)):
+    for name, fn in (("layerwise", ours), ("torch", theirs)):
+        for r in range(args.warmup + args.repeats):
             t0 = time.perf_counter()
             fn()
             dt = time.perf_counter() - t0

@@ -52,7 +52,8 @@ def main(argv=None) -> int:
 
     from layerwise import layers as L
     from layerwise.functional import cnhw
-    from layerwise.models.dense_fast import workspace
+    from layerwise.functional.workspace import Workspace
+    workspace = Workspace().get
 
     torch.set_num_threads(args.threads)
     N, it = args.batch, args.iters

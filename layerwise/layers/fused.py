@@ -33,7 +33,7 @@ class BatchNormReLU(FusedLayer):
         >>> import numpy as np
         >>> from layerwise import BatchNorm2d, ReLU
         >>> f = BatchNormReLU(BatchNorm2d(), ReLU())
-        >>> float(f.forward(np.random.default_rng(0).standard_normal((4, 3, 5, 5))).min())
+        >>> float(f.forward(np.random.default_rng(0).standard_normal((4, 3, 5, 5), np.float32)).min())
         0.0
     """
 

@@ -3,9 +3,10 @@
     rows = time_layers(net, x, iters=10)
     print(format_timing(rows))
 
-Each layer's ``forward`` and ``backward`` is timed on its own, node by node in the Net's order
-(nested Nets are expanded to their layers, ``depth`` levels deep), after ``warmup`` untimed
-passes; times are the mean over ``iters`` passes, in milliseconds.
+Each step of the Net's plan is timed on its own through the Net's hooks (``Net.hooks``: the
+same walk that training runs, so a fused step such as ``bn1+relu1`` is one row; nested Nets
+are expanded ``depth`` levels deep), after ``warmup`` untimed passes; times are the mean over
+``iters`` passes, in milliseconds.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import Array, get_array_module
-from ..core import Layer, LossLayer, Net
+from ..core import Layer, Net, NetHook, Step
 
 
 @dataclass
@@ -27,84 +28,53 @@ class LayerTime:
     backward_ms: float  # mean backward time per pass
 
 
-def _tuple(y: Any, n: int) -> tuple:
-    if isinstance(y, (tuple, list)):
-        return tuple(y) + (None,) * (n - len(y))
-    return (y,) + (None,) * (n - 1)
-
-
-def _sync(x: Any) -> None:
+def _sync(arrays: tuple) -> None:
+    x = next((a for a in arrays if a is not None), None)
+    if x is None:
+        return
     xp = get_array_module(x)
     if xp is not np:  # pragma: no cover - GPU only
         xp.cuda.get_current_stream().synchronize()
 
 
-class _Timer:
+class _Timer(NetHook):
+    """Times every leaf step of the Net's own walk (``Net.hooks``): fused steps appear as one row."""
+
     def __init__(self) -> None:
+        self.record = False
         self.fwd: dict[str, float] = {}
         self.bwd: dict[str, float] = {}
         self.types: dict[str, str] = {}
         self.order: list[str] = []
+        self._t0: dict[str, float] = {}
 
-    def add(self, table: dict[str, float], key: str, layer: Layer, dt: float) -> None:
-        if key not in self.types:
-            self.types[key] = type(layer).__name__
-            self.order.append(key)
-        table[key] = table.get(key, 0.0) + dt
+    def _start(self, path: str, leaf: bool) -> None:
+        if leaf:
+            self._t0[path] = time.perf_counter()
 
+    def _stop(self, table: dict, path: str, step: Step, arrays: tuple, leaf: bool) -> None:
+        if not leaf:
+            return
+        _sync(arrays)
+        dt = time.perf_counter() - self._t0.pop(path)
+        if not self.record:
+            return
+        if path not in self.types:
+            self.types[path] = type(step.layer).__name__
+            self.order.append(path)
+        table[path] = table.get(path, 0.0) + dt
 
-def _expand(layer: Layer, depth: int | None) -> bool:
-    return isinstance(layer, Net) and (depth is None or depth > 0)
+    def before_forward(self, path, step, xs, leaf):
+        self._start(path, leaf)
 
+    def after_forward(self, path, step, ys, leaf):
+        self._stop(self.fwd, path, step, ys, leaf)
 
-def _forward(net: Net, xs: tuple, prefix: str, depth: int | None, t: _Timer, record: bool) -> tuple:
-    blobs = dict(zip(net.input_names, xs))
-    for node in net.nodes:
-        ins = [blobs[b] for b in node.inputs]
-        key = prefix + node.name
-        if _expand(node.layer, depth):
-            node.layer._in_shapes = tuple(tuple(x.shape) for x in ins)  # the Net is set up by its parent
-            ys = _forward(node.layer, tuple(ins), key + ".", None if depth is None else depth - 1, t, record)
-            ys = ys[0] if len(ys) == 1 else ys
-        else:
-            t0 = time.perf_counter()
-            ys = node.layer.forward(*ins)
-            _sync(ys[0] if isinstance(ys, tuple) else ys)
-            if record:
-                t.add(t.fwd, key, node.layer, time.perf_counter() - t0)
-        for b, y in zip(node.outputs, _tuple(ys, len(node.outputs))):
-            blobs[b] = y
-    return tuple(blobs[b] for b in net.output_names)
+    def before_backward(self, path, step, dys, leaf):
+        self._start(path, leaf)
 
-
-def _backward(net: Net, dys: tuple, prefix: str, depth: int | None, t: _Timer, record: bool) -> tuple:
-    grads = {b: d for b, d in zip(net.output_names, dys) if d is not None}
-    for node in reversed(net.nodes):
-        layer, key = node.layer, prefix + node.name
-        douts = [grads.get(b) for b in node.outputs]
-        if all(d is None for d in douts) and not isinstance(layer, LossLayer):
-            layer.cache.clear()
-            layer._forwarded = False
-            continue
-        if any(d is None for d in douts) and not isinstance(layer, LossLayer):
-            ref = next(d for d in douts if d is not None)
-            xp = get_array_module(ref)
-            douts = [d if d is not None else xp.zeros(net.blob_shapes[b], ref.dtype)
-                     for d, b in zip(douts, node.outputs)]
-        if _expand(layer, depth):
-            dxs = _backward(layer, tuple(douts), key + ".", None if depth is None else depth - 1, t, record)
-            dxs = dxs[0] if len(dxs) == 1 else dxs
-        else:
-            t0 = time.perf_counter()
-            dxs = layer.backward(douts[0]) if isinstance(layer, LossLayer) else layer.backward(*douts)
-            if dxs is not None:
-                _sync(dxs[0] if isinstance(dxs, tuple) else dxs)
-            if record:
-                t.add(t.bwd, key, layer, time.perf_counter() - t0)
-        for b, dx in zip(node.inputs, _tuple(dxs, len(node.inputs))):
-            if dx is not None:
-                grads[b] = grads[b] + dx if b in grads else dx
-    return tuple(grads.get(b) for b in net.input_names)
+    def after_backward(self, path, step, dxs, leaf):
+        self._stop(self.bwd, path, step, dxs, leaf)
 
 
 def time_layers(net: Layer, x: Array, iters: int = 10, warmup: int = 1, depth: int | None = None,
@@ -140,13 +110,15 @@ def time_layers(net: Layer, x: Array, iters: int = 10, warmup: int = 1, depth: i
     xp = get_array_module(x)
     t = _Timer()
     try:
-        for i in range(warmup + iters):
-            record = i >= warmup
-            outs = _forward(net, (x,), "", depth, t, record)
-            if backward:
-                dys = tuple(xp.asarray(rng.standard_normal(o.shape).astype(o.dtype)) for o in outs)
-                _backward(net, dys, "", depth, t, record)
-                net.zero_grad()
+        with net.hooks(t, depth=depth):
+            for i in range(warmup + iters):
+                t.record = i >= warmup
+                outs = net.forward(x)
+                outs = outs if isinstance(outs, tuple) else (outs,)
+                if backward:
+                    dys = tuple(xp.asarray(rng.standard_normal(o.shape).astype(o.dtype)) for o in outs)
+                    net.backward(*dys)
+                    net.zero_grad()
     finally:
         net.load_state_dict(saved_state)
         for p, g in zip(net.params(), saved_grads):

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..backend import get_array_module, to_numpy
-from ..core import Layer, Net
+from ..core import Layer, Net, NetHook
 from ..distributed.comm import Communicator
 from .logs import CURVES_PNG, EpochLog, plot_curves, progress_enabled
 from .metrics import Average, confusion_matrix, topk_correct
@@ -95,6 +95,8 @@ class Trainer:
         if checkpoint_ext not in (".safetensors", ".npz"):
             raise ValueError(f"Trainer: checkpoint_ext must be '.safetensors' or '.npz', got {checkpoint_ext!r}")
         self.net, self.criterion, self.solver = net, criterion, solver
+        if isinstance(net, Net):   # the images need no gradient: the first layer computes no dx (propagate_down)
+            net.propagate_down = (False,) * len(net.input_names)
         self.train_loader, self.val_loader = train_loader, val_loader
         self.policy = policy
         if policy is not None:
@@ -561,23 +563,36 @@ def evaluate(net: Layer, loader: Any, criterion: Layer | None = None, *, transfo
     return out
 
 
+class _FirstNonFinite(NetHook):
+    """Net hook: remembers the first leaf step whose output holds NaN/Inf."""
+
+    def __init__(self) -> None:
+        self.where: str | None = None
+
+    def after_forward(self, path, step, ys, leaf):
+        if self.where is not None or not leaf:
+            return
+        arrays = [y for y in ys if y is not None]
+        xp = get_array_module(*arrays)
+        if not all(bool(xp.isfinite(y).all()) for y in arrays):
+            self.where = f"'{path}' ({type(step.layer).__name__})"
+
+
 def _first_nonfinite_layer(net: Layer, xs: tuple) -> str | None:
-    """Forward ``xs`` node by node; return "'path' (Type)" of the first non-finite output."""
+    """Forward ``xs`` through the Net's own walk (its hooks), every layer on its own (fusion off
+    for the diagnosis), and return "'dotted.path' (Type)" of the first non-finite output."""
     if not isinstance(net, Net):
         return None
-    blobs = dict(zip(net.input_names, xs))
-    for node in net.nodes:
-        ins = [blobs[b] for b in node.inputs]
-        ys = node.layer.forward(*ins)
-        ys = ys if isinstance(ys, tuple) else (ys,)
-        for b, y in zip(node.outputs, ys):
-            blobs[b] = y
-        xp = get_array_module(*ys)
-        if not all(bool(xp.isfinite(y).all()) for y in ys):
-            inner = _first_nonfinite_layer(node.layer, tuple(ins))
-            here = f"'{node.name}' ({type(node.layer).__name__})"
-            return f"{here} > {inner}" if inner else here
-    return None
+    flags = [(m, m.fuse) for m in net.modules() if isinstance(m, Net)]
+    hook = _FirstNonFinite()
+    try:
+        net.set_fusion(False)
+        with net.hooks(hook), np.errstate(all="ignore"):
+            net.forward(*xs)
+    finally:
+        for m, fuse in flags:
+            m.fuse, m._steps = fuse, None
+    return hook.where
 
 
 def _summary_line(row: dict, epochs: int) -> str:
