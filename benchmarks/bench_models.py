@@ -105,6 +105,8 @@ def _peak_rss_mib() -> float:
 
 
 def worker(args) -> dict:
+    if args.worker == "layerwise":
+        import layerwise  # noqa: F401  (first, as a user's program would: its defaults apply before NumPy loads)
     x, y = _data(args.model, args.batch)
     if args.worker == "layerwise":
         import layerwise as lw

@@ -95,6 +95,11 @@ def choose(env: dict | None = None, cores: int | None = None, total_cores: int |
 def apply() -> str | None:
     """Set the defaults in ``os.environ`` (before NumPy is imported); returns the sentence."""
     global CHOICE
+    if "numpy" not in sys.modules and not os.environ.get("LAYERWISE_NO_THREAD_DEFAULTS"):
+        # OpenBLAS's workers busy-wait after each GEMM; on 2 vCPUs that share a core the spinning
+        # thread slows the memory-bound work between GEMMs by up to 1.6x (docs/performance.md).
+        # The shortest wait (read once, when OpenBLAS loads) keeps its speed on large GEMMs.
+        os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "1")
     todo, CHOICE = choose()
     if not todo:
         return CHOICE

@@ -21,13 +21,15 @@ Code paths, chosen by ``impl`` and the geometry, all giving the same numbers:
   pays no transposes). The output is returned the same way: an NCHW view of ``Y (O, N, Ho, Wo)``.
 
   - 1x1 kernel, no padding: ``Y = W (O, C) @ X (C, M)``, one GEMM (stride s: X subsampled first).
-  - stride 1 (any kernel, padding, dilation): "flat shifted" form. X is zero-padded and
+  - stride 1 (any kernel, padding, dilation), when the padded border is at most half the
+    output (else channels-first im2col, below): "flat shifted" form. X is zero-padded and
     flattened to ``Xp (C, Np)``, Np = N*Hp*Wp; the tap (i, j) reads Xp shifted by
     ``off_ij = i*dh*Wp + j*dw`` columns. Forward: the kh*kw shifted slices are contiguous,
     so they stack into ``cols (kh*kw*C, L)`` by plain copies and ``Y = Wk (O, kh*kw*C) @ cols``
     is one GEMM (or, when O is much smaller than C, ``Z = Wt (kh*kw*O, C) @ Xp`` and kh*kw
     shifted sums of O rows). Backward needs no cols: ``D (kh*kw*O, Np)`` stacks the shifted
-    copies of the padded dy, then ``dWt = D @ Xp^T`` and ``dXp = Wt^T @ D`` are two GEMMs.
+    copies of the padded dy, then ``dWt = D @ Xp^T`` and ``dXp = Wt^T @ D`` are two GEMMs
+    (when O > C, D would be larger than the input: the taps are then done one by one on slices).
     Outputs that would wrap around a row or an image are computed and dropped (the border).
   - otherwise (stride > 1): im2col in the channels-first layout, ``cols (C*kh*kw, M)`` by
     kh*kw strided copies, ``Y = K @ cols``; backward ``dK = dY cols^T``, ``dcols = K^T dY``
@@ -105,7 +107,13 @@ def conv2d_method(x_shape, w_shape, stride: IntPair = 1, padding: IntPair = 0, d
     if (kh, kw) == (1, 1) and pd == (0, 0):
         return "cf1x1"
     if st == (1, 1):
-        return "cfshift"
+        # the flat shifted form computes every column of the padded grid; where the border is
+        # a large share of it (a 5x5 kernel on 12x12 maps: 2.25x), im2col's columns are cheaper
+        dh, dw = pair(dilation)
+        H, W = x_shape[2:]
+        Ho, Wo = H + 2 * pd[0] - dh * (kh - 1), W + 2 * pd[1] - dw * (kw - 1)
+        if (H + 2 * pd[0]) * (W + 2 * pd[1]) <= 1.5 * Ho * Wo:
+            return "cfshift"
     return "cfim2col"
 
 
@@ -262,6 +270,8 @@ def _bwd_cfshift(dy, ctx, need_dx, need_dW):
     Ho, Wo = dy.shape[2:]
     Hp, Wp, Np, offsets, L = _flat_geometry(ctx)
     T = kh * kw
+    if O > C:
+        return _bwd_cfshift_taps(dy, ctx, need_dx, need_dW)
     # D[t][:, p] = dy_pad[:, p - off_t]: the padded dy shifted right by each tap's offset
     D = xp.empty((T, O, Np), dtype=dy.dtype)
     D0 = D[0].reshape(O, N, Hp, Wp)
@@ -281,6 +291,37 @@ def _bwd_cfshift(dy, ctx, need_dx, need_dW):
         return None, dW
     Wt = xp.ascontiguousarray(W.transpose(2, 3, 0, 1)).reshape(T * O, C)      # (T*O, C)
     dXp = (Wt.T @ Df).reshape(C, N, Hp, Wp)                                    # (C, Np)
+    return from_cnhw(dXp[:, :, ph:ph + H, pw:pw + Wd].copy()), dW
+
+
+def _bwd_cfshift_taps(dy, ctx, need_dx, need_dW):
+    """The same gradients tap by tap, when O > C (stacking T shifted copies of dy would cost more
+    than the input): ``dW_t = dY Xp_t^T`` and ``dXp_t += W_t^T dY`` on column slices, no copies."""
+    xp = get_array_module(dy)
+    Xp, W = ctx.saved["Xp"], ctx.W
+    N, C, H, Wd = ctx.x_shape
+    O, _, kh, kw = W.shape
+    ph, pw = ctx.padding
+    Ho, Wo = dy.shape[2:]
+    Hp, Wp, Np, offsets, L = _flat_geometry(ctx)
+    dYp = xp.zeros((O, N, Hp, Wp), dtype=dy.dtype)
+    dYp[:, :, :Ho, :Wo] = dy.transpose(1, 0, 2, 3)
+    dYf = dYp.reshape(O, Np)[:, :L]                                            # (O, L)
+    dW = None
+    if need_dW:
+        dWk = xp.empty((kh, kw, O, C), dtype=dy.dtype)
+        for t, off in enumerate(offsets):
+            xp.matmul(dYf, Xp[:, off:off + L].T, out=dWk[t // kw, t % kw])     # (O, C)
+        dW = xp.ascontiguousarray(dWk.transpose(2, 3, 0, 1))
+    if not need_dx:
+        return None, dW
+    WkT = xp.ascontiguousarray(W.transpose(2, 3, 1, 0)).reshape(kh * kw, C, O)
+    dXf = xp.zeros((C, Np), dtype=dy.dtype)
+    tmp = xp.empty((C, L), dtype=dy.dtype)
+    for t, off in enumerate(offsets):
+        xp.matmul(WkT[t], dYf, out=tmp)
+        dXf[:, off:off + L] += tmp                                             # (C, L), shifted add
+    dXp = dXf.reshape(C, N, Hp, Wp)
     return from_cnhw(dXp[:, :, ph:ph + H, pw:pw + Wd].copy()), dW
 
 

@@ -93,6 +93,8 @@ def naive_conv(x, W, b, s, p, d, g):
     ((2, 9, 6, 5), (3, 9, 3, 3), (1, 1), (1, 1), (1, 1), 1),   # flat shifted path, few outputs: shifted sums
     ((2, 3, 11, 6), (4, 3, 5, 3), (1, 1), (0, 2), (2, 1), 1),  # flat shifted, dilated, asymmetric
     ((2, 4, 6, 5), (6, 4, 1, 1), (1, 1), (0, 0), (1, 1), 1),   # plain GEMM path
+    ((2, 2, 9, 9), (5, 2, 3, 3), (1, 1), (0, 0), (1, 1), 1),   # flat shifted, O > C: backward tap by tap
+    ((2, 3, 8, 8), (4, 3, 5, 5), (1, 1), (0, 0), (1, 1), 1),   # large border share: channels-first im2col
     ((2, 4, 7, 6), (6, 4, 1, 1), (2, 2), (0, 0), (1, 1), 1),   # 1x1 stride 2: subsample + GEMM
     ((2, 4, 6, 1), (5, 4, 1, 1), (1, 1), (1, 1), (1, 1), 1),   # 1x1 with padding: flat shifted
     ((2, 4, 7, 8), (6, 4, 3, 3), (2, 2), (1, 1), (1, 1), 1),   # channels-first im2col, stride 2
@@ -123,6 +125,15 @@ def test_conv2d_forward_matches_naive_and_backward_is_its_adjoint(impl, xs, ws, 
     dx3, dW3, _ = conv2d_backward(dy, ctx2, need_dx=False)
     assert dx3 is None
     np.testing.assert_allclose(dW3, dW, rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_method_choice():
+    from layerwise.functional.conv import conv2d_method
+    assert conv2d_method((64, 16, 32, 32), (16, 16, 3, 3), 1, 1) == "cfshift"      # ResNet
+    assert conv2d_method((256, 20, 12, 12), (50, 20, 5, 5)) == "cfim2col"         # LeNet conv2: 2.25x border
+    assert conv2d_method((64, 16, 32, 32), (32, 16, 3, 3), 2, 1) == "cfim2col"   # stride 2
+    assert conv2d_method((64, 16, 32, 32), (32, 16, 1, 1)) == "cf1x1"
+    assert conv2d_method((64, 16, 32, 32), (32, 4, 3, 3), 1, 1, 1, 4) == "im2col"  # groups
 
 
 def test_conv2d_gemm_returns_a_channels_first_view_and_needs_no_transposes_between_layers(rng):
