@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from ..backend import Array, get_array_module
 from .im2col import IntPair, _padded_extent, conv_output_size, pad2d, pair
+from .layout import from_cnhw, is_cnhw, to_cnhw
 
 
 def pool_geometry(x_shape, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
@@ -35,6 +36,38 @@ def _windows(k, s, out):
             yield i, j, slice(i, i + sh * (Ho - 1) + 1, sh), slice(j, j + sw * (Wo - 1) + 1, sw)
 
 
+def _cf(a) -> bool:
+    return a.ndim == 4 and not a.flags.c_contiguous and is_cnhw(a)
+
+
+def _channels_first_forward(fn):
+    """Max pooling of a channels-first input runs on its (C, N, H, W) array (the windows slice the
+    last two axes either way) and returns NCHW views of channels-first results: contiguous work,
+    no transposes (``layerwise.functional.layout``)."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(x, *args, **kw):
+        if _cf(x):
+            y, arg = fn(to_cnhw(x), *args, **kw)
+            return from_cnhw(y), from_cnhw(arg)
+        return fn(x, *args, **kw)
+    return run
+
+
+def _channels_first_backward(fn):
+    import functools
+
+    @functools.wraps(fn)
+    def run(dy, arg, x_shape, *args, **kw):
+        if _cf(dy) and _cf(arg):
+            N, C, H, W = x_shape
+            return from_cnhw(fn(to_cnhw(dy), to_cnhw(arg), (C, N, H, W), *args, **kw))
+        return fn(dy, arg, x_shape, *args, **kw)
+    return run
+
+
+@_channels_first_forward
 def max_pool2d_forward(x: Array, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
                        ceil_mode: bool = False) -> tuple[Array, Array]:
     """Max over each window. Padding is -inf (never selected).
@@ -62,6 +95,7 @@ def max_pool2d_forward(x: Array, kernel_size: IntPair, stride: IntPair | None = 
     return y, arg
 
 
+@_channels_first_backward
 def max_pool2d_backward(dy: Array, arg: Array, x_shape, kernel_size: IntPair, stride: IntPair | None = None,
                         padding: IntPair = 0) -> Array:
     """Route each ``dy`` element to the input position of its window's maximum (adds on overlap)."""

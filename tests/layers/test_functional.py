@@ -162,3 +162,20 @@ def test_pool_kernels_match_naive_windows(rng):
     np.testing.assert_array_equal(arg, cols.reshape(2, 3, 9, *y.shape[2:]).argmax(axis=2))
     zcols = naive_im2col(x, (3, 3), (2, 2), (1, 1), (1, 1))
     np.testing.assert_allclose(avg_pool2d_forward(x, 3, 2, 1), zcols.mean(axis=(2, 3)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("k,s,p", [(2, 2, 0), (3, 2, 1), (3, 1, 1)])
+def test_max_pool_on_channels_first_input_equals_nchw(rng, k, s, p):
+    from layerwise.functional import max_pool2d_backward, max_pool2d_forward
+    from layerwise.functional.layout import is_cnhw
+    x = rng.standard_normal((2, 3, 7, 6))
+    xc = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    y, arg = max_pool2d_forward(x, k, s, p)
+    yc, argc = max_pool2d_forward(xc, k, s, p)
+    assert is_cnhw(yc) and is_cnhw(argc)
+    np.testing.assert_array_equal(yc, y)
+    np.testing.assert_array_equal(argc, arg)
+    dy = rng.standard_normal(y.shape)
+    dyc = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    np.testing.assert_array_equal(max_pool2d_backward(dyc, argc, x.shape, k, s, p),
+                                  max_pool2d_backward(dy, arg, x.shape, k, s, p))
