@@ -106,8 +106,8 @@ class Net(Layer):
         self._produced = set(self.input_names)
         self.seed = seed
         self.blob_shapes: dict[str, Shape] = {}
-        self.fuse = _fusion_default() if fuse is None else bool(fuse)
         self._steps: list[Step] | None = None
+        self._fuse = _fusion_default() if fuse is None else bool(fuse)
         self.fusion_report: list[str] = []
         self._hooks: list[tuple[Any, int | None, str]] = []
         self.workspace = Workspace()    # scratch of the fused layers of this Net (they run one at a time)
@@ -188,12 +188,21 @@ class Net(Layer):
                     step.layer.workspace = self.workspace
         return self._steps
 
+    @property
+    def fuse(self) -> bool:
+        """Whether this Net's plan uses the fused forms (changing it re-plans on the next forward)."""
+        return self._fuse
+
+    @fuse.setter
+    def fuse(self, enabled: bool) -> None:
+        self._fuse = bool(enabled)
+        self._steps = None
+
     def set_fusion(self, enabled: bool) -> "Net":
         """Turn the fusion pass on or off for this Net and every Net inside it."""
         for m in self.modules():
             if isinstance(m, Net):
-                m.fuse = bool(enabled)
-                m._steps = None
+                m.fuse = enabled
         return self
 
     def eval(self, grad: bool = False) -> "Layer":

@@ -40,29 +40,14 @@ def _np_forward(x, s, t, r, relu, out):
     return out
 
 
-def _np_backward_sums(dy, x, s, t, r, relu, r1, r2, dr):
-    xp = get_array_module(dy)
-    if relu:
-        z = x * _c(s) + _c(t)
-        if r is not None:
-            z += r
-        dz = dy * (z > 0)
-    else:
-        dz = dy
-    r1[...] = dz.sum(axis=1, dtype=xp.float64)
-    r2[...] = xp.einsum("ij,ij->i", dz, x, dtype=xp.float64)
-    if dr is not None:
-        dr[...] = dz
-    return dz
-
-
-def _np_backward_apply(dz, x, s, alpha, beta, out):
-    xp = get_array_module(dz)
-    xp.multiply(dz, _c(s), out=out)
-    if alpha is not None:
-        out += x * _c(alpha)
-        out += _c(beta)
-    return out
+def _np_dz(dy, x, s, t, r, relu):
+    """dy through the ReLU, its mask recomputed from x (and r): dz = dy * (x * s + t [+ r] > 0)."""
+    if not relu:
+        return dy
+    z = x * _c(s) + _c(t)
+    if r is not None:
+        z += r
+    return dy * (z > 0)
 
 
 # ----------------------------------------------------------------------- Numba
@@ -75,6 +60,17 @@ def _compile():
     nb = cnhw._nb
     njit, prange = nb.njit, nb.prange
     fm = cnhw._FM
+
+    @njit(fastmath=fm, inline="always")
+    def dz_at(dy, x, r, c, i, sc, tc, has_r, relu):       # the one place the ReLU mask is recomputed
+        d = dy[c, i]
+        if relu:
+            v = x[c, i] * sc + tc
+            if has_r:
+                v += r[c, i]
+            if not v > 0:
+                d = dy.dtype.type(0)
+        return d
 
     @njit(parallel=True, fastmath=fm, cache=True)
     def forward(x, s, t, r, has_r, relu, out):          # (C, M) rows
@@ -91,22 +87,14 @@ def _compile():
                 out[c, i] = v
 
     @njit(parallel=True, fastmath=fm, cache=True)
-    def backward(dy, x, s, t, r, has_r, relu, stats, alpha, beta, out, dr, has_dr, r1, r2):
-        # pass 1: dz, the sums (and dr); pass 2 (when stats: the training form): dx
+    def backward(dy, x, s, t, r, has_r, relu, dr, has_dr, r1, r2):   # the sums (and dr = dz)
         C, M = x.shape
-        zero = x.dtype.type(0)
         for c in prange(C):
             sc, tc = s[c], t[c]
             p = 0.0
             q = 0.0
             for i in range(M):
-                d = dy[c, i]
-                if relu:
-                    v = x[c, i] * sc + tc
-                    if has_r:
-                        v += r[c, i]
-                    if not v > zero:
-                        d = zero
+                d = dz_at(dy, x, r, c, i, sc, tc, has_r, relu)
                 if has_dr:
                     dr[c, i] = d
                 p += d
@@ -115,7 +103,7 @@ def _compile():
             r2[c] = q
 
     @njit(parallel=True, fastmath=fm, cache=True)
-    def apply(dy, x, s, t, r, has_r, relu, alpha, beta, has_ab, out):
+    def apply(dy, x, s, t, r, has_r, relu, alpha, beta, has_ab, out):   # dx = s * dz + alpha * x + beta
         C, M = x.shape
         zero = x.dtype.type(0)
         for c in prange(C):
@@ -123,14 +111,7 @@ def _compile():
             al = alpha[c] if has_ab else zero
             be = beta[c] if has_ab else zero
             for i in range(M):
-                d = dy[c, i]
-                if relu:
-                    v = x[c, i] * sc + tc
-                    if has_r:
-                        v += r[c, i]
-                    if not v > zero:
-                        d = zero
-                out[c, i] = sc * d + al * x[c, i] + be
+                out[c, i] = sc * dz_at(dy, x, r, c, i, sc, tc, has_r, relu) + al * x[c, i] + be
 
     _kernels.update(forward=forward, backward=backward, apply=apply)
     return _kernels
@@ -155,10 +136,15 @@ def backward_sums(dy: Array, x: Array, s: Array, t: Array, r: Array | None, relu
     """float64 ``r1 = sum dz``, ``r2 = sum dz * x`` per row (dz: dy through the ReLU, recomputed);
     also ``dr = dz`` when ``dr`` is given."""
     if _numba(dy, x, r, dr):
-        _compile()["backward"](dy, x, s, t, x if r is None else r, r is not None, relu, False, s, s, dy,
+        _compile()["backward"](dy, x, s, t, x if r is None else r, r is not None, relu,
                                dy if dr is None else dr, dr is not None, r1, r2)
         return
-    _np_backward_sums(dy, x, s, t, r, relu, r1, r2, dr)
+    xp = get_array_module(dy)
+    dz = _np_dz(dy, x, s, t, r, relu)
+    r1[...] = dz.sum(axis=1, dtype=xp.float64)
+    r2[...] = xp.einsum("ij,ij->i", dz, x, dtype=xp.float64)
+    if dr is not None:
+        dr[...] = dz
 
 
 def backward_apply(dy: Array, x: Array, s: Array, t: Array, r: Array | None, relu: bool,
@@ -169,14 +155,12 @@ def backward_apply(dy: Array, x: Array, s: Array, t: Array, r: Array | None, rel
         _compile()["apply"](dy, x, s, t, x if r is None else r, r is not None, relu,
                             alpha if has_ab else s, beta if has_ab else s, has_ab, out)
         return out
-    if relu:
-        z = x * _c(s) + _c(t)
-        if r is not None:
-            z += r
-        dz = dy * (z > 0)
-    else:
-        dz = dy
-    return _np_backward_apply(dz, x, s, alpha, beta, out)
+    xp = get_array_module(dy)
+    xp.multiply(_np_dz(dy, x, s, t, r, relu), _c(s), out=out)
+    if alpha is not None:
+        out += x * _c(alpha)
+        out += _c(beta)
+    return out
 
 
 __all__ = ["forward", "backward_sums", "backward_apply"]

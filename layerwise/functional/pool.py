@@ -12,6 +12,8 @@ see the real input and the padding.
 """
 from __future__ import annotations
 
+import functools
+
 from ..backend import Array, get_array_module
 from .im2col import IntPair, _padded_extent, conv_output_size, pad2d, pair
 from .layout import from_cnhw, is_cnhw, to_cnhw
@@ -44,8 +46,6 @@ def _channels_first_forward(fn):
     """Max pooling of a channels-first input runs on its (C, N, H, W) array (the windows slice the
     last two axes either way) and returns NCHW views of channels-first results: contiguous work,
     no transposes (``layerwise.functional.layout``)."""
-    import functools
-
     @functools.wraps(fn)
     def run(x, *args, **kw):
         if _cf(x):
@@ -56,8 +56,6 @@ def _channels_first_forward(fn):
 
 
 def _channels_first_backward(fn):
-    import functools
-
     @functools.wraps(fn)
     def run(dy, arg, x_shape, *args, **kw):
         if _cf(dy) and _cf(arg):

@@ -591,7 +591,7 @@ def _first_nonfinite_layer(net: Layer, xs: tuple) -> str | None:
             net.forward(*xs)
     finally:
         for m, fuse in flags:
-            m.fuse, m._steps = fuse, None
+            m.fuse = fuse
     return hook.where
 
 
