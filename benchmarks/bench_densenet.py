@@ -16,10 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -34,12 +32,6 @@ def _env(threads: int, malloc_tuned: bool) -> dict:
         env["MALLOC_TRIM_THRESHOLD_"] = "100000000000"
     env["PYTHONPATH"] = ROOT + os.pathsep + HERE + os.pathsep + env.get("PYTHONPATH", "")
     return env
-
-
-def _peak_rss_mib() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
 def _data(args):
@@ -76,56 +68,22 @@ def _torch_model(args, state=None):
 
 
 def worker(args) -> dict:
+    from bench_models import layerwise_step, time_steps, torch_step
+
     if args.tune_malloc and args.worker == "layerwise":
         from layerwise.backend import tune_malloc
 
         tune_malloc()
     x, y = _data(args)
-    times: list[float] = []
     if args.worker == "layerwise":
-        net, crit, opt = _layerwise_model(args)
-        if args.mode == "train":
-            net.train()
-
-            def step():
-                logits = net.forward(x)
-                crit.forward(logits, y)
-                net.backward(crit.backward())
-                opt.step()
-                net.zero_grad()
-        else:
-            net.eval()
-
-            def step():
-                net.forward(x)
+        step = layerwise_step(_layerwise_model(args)[0], x, y, args.mode)
     else:
         import torch
 
         torch.set_num_threads(args.threads)
-        model, opt = _torch_model(args)
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-        if args.mode == "train":
-            model.train()
-
-            def step():
-                opt.zero_grad(set_to_none=True)
-                loss = torch.nn.functional.cross_entropy(model(xt), yt)
-                loss.backward()
-                opt.step()
-        else:
-            model.eval()
-
-            def step():
-                with torch.inference_mode():
-                    model(xt)
-    for i in range(args.warmup + args.iters):
-        t0 = time.perf_counter()
-        step()
-        if i >= args.warmup:
-            times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
-    return {"side": args.worker, "mode": args.mode, "median_s": med, "img_per_s": args.batch / med,
-            "times_s": times, "peak_rss_mib": _peak_rss_mib()}
+        step = torch_step(_torch_model(args)[0], x, y, args.mode)
+    out = time_steps(step, args.batch, args.warmup, args.iters)
+    return {"side": args.worker, "mode": args.mode, **out}
 
 
 def check(args) -> dict:

@@ -104,58 +104,72 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def layerwise_step(net, x, y, mode: str):
+    """One training step (SGD, Nesterov momentum 0.9, weight decay 1e-4) or one inference forward."""
+    import layerwise as lw
+
+    net.setup(x.shape)
+    if mode != "train":
+        net.eval()
+        return lambda: net.forward(x)
+    net.train()
+    crit = lw.SoftmaxCrossEntropyLoss()
+    opt = lw.SGD(net.named_params(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
+
+    def step():
+        crit.forward(net.forward(x), y)
+        net.backward(crit.backward())
+        opt.step()
+        net.zero_grad()
+    return step
+
+
+def torch_step(model, x, y, mode: str):
+    """The same step for a PyTorch module."""
+    import torch
+
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    if mode != "train":
+        model.eval()
+
+        def infer():
+            with torch.inference_mode():
+                model(xt)
+        return infer
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(xt), yt).backward()
+        opt.step()
+    return step
+
+
+def time_steps(step, batch: int, warmup: int, iters: int) -> dict:
+    """Median images/s of ``iters`` steps after ``warmup``, and this process's peak RSS."""
+    times = []
+    for i in range(warmup + iters):
+        t0 = time.perf_counter()
+        step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {"img_per_s": batch / med, "median_s": med, "times_s": times, "peak_rss_mib": _peak_rss_mib()}
+
+
 def worker(args) -> dict:
     if args.worker == "layerwise":
         import layerwise  # noqa: F401  (first, as a user's program would: its defaults apply before NumPy loads)
     x, y = _data(args.model, args.batch)
     if args.worker == "layerwise":
-        import layerwise as lw
-
-        net = build_layerwise(args.model)
-        net.setup(x.shape)
-        crit = lw.SoftmaxCrossEntropyLoss()
-        opt = lw.SGD(net.named_params(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
-        if args.mode == "train":
-            net.train()
-
-            def step():
-                crit.forward(net.forward(x), y)
-                net.backward(crit.backward())
-                opt.step()
-                net.zero_grad()
-        else:
-            net.eval()
-
-            def step():
-                net.forward(x)
+        step = layerwise_step(build_layerwise(args.model), x, y, args.mode)
     else:
         import torch
 
         torch.set_num_threads(args.threads)
-        model = build_torch(args.model, None)
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
-        xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-        if args.mode == "train":
-            model.train()
-
-            def step():
-                opt.zero_grad(set_to_none=True)
-                torch.nn.functional.cross_entropy(model(xt), yt).backward()
-                opt.step()
-        else:
-            model.eval()
-
-            def step():
-                with torch.inference_mode():
-                    model(xt)
-    times = []
-    for i in range(args.warmup + args.iters):
-        t0 = time.perf_counter()
-        step()
-        if i >= args.warmup:
-            times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
-    return {"img_per_s": args.batch / med, "median_s": med, "times_s": times, "peak_rss_mib": _peak_rss_mib()}
+        step = torch_step(build_torch(args.model, None), x, y, args.mode)
+    return time_steps(step, args.batch, args.warmup, args.iters)
 
 
 def check(args) -> dict:
