@@ -267,62 +267,59 @@ def _bwd_cfshift(dy, ctx, need_dx, need_dW):
     N, C, H, Wd = ctx.x_shape
     O, _, kh, kw = W.shape
     ph, pw = ctx.padding
-    Ho, Wo = dy.shape[2:]
     Hp, Wp, Np, offsets, L = _flat_geometry(ctx)
-    T = kh * kw
-    if O > C:
-        return _bwd_cfshift_taps(dy, ctx, need_dx, need_dW)
-    # D[t][:, p] = dy_pad[:, p - off_t]: the padded dy shifted right by each tap's offset
-    D = xp.empty((T, O, Np), dtype=dy.dtype)
-    D0 = D[0].reshape(O, N, Hp, Wp)
-    D0[:, :, :Ho, Wo:] = 0
-    D0[:, :, Ho:] = 0
-    D0[:, :, :Ho, :Wo] = dy.transpose(1, 0, 2, 3)
+    dYp = xp.empty((O, N, Hp, Wp), dtype=dy.dtype)                            # dy on the padded grid
+    Ho, Wo = dy.shape[2:]
+    dYp[:, :, :Ho, Wo:] = 0
+    dYp[:, :, Ho:] = 0
+    dYp[:, :, :Ho, :Wo] = dy.transpose(1, 0, 2, 3)
+    # O > C: stacking kh*kw shifted copies of dy would cost more than the input: go tap by tap
+    grads = _grads_by_tap if O > C else _grads_stacked
+    dXf, dWk = grads(xp, dYp.reshape(O, Np), Xp, W, offsets, L, need_dx, need_dW)
+    dW = xp.ascontiguousarray(dWk.reshape(kh, kw, O, C).transpose(2, 3, 0, 1)) if need_dW else None
+    if not need_dx:
+        return None, dW
+    dXp = dXf.reshape(C, N, Hp, Wp)
+    return from_cnhw(dXp[:, :, ph:ph + H, pw:pw + Wd].copy()), dW
+
+
+def _grads_stacked(xp, dYf, Xp, W, offsets, L, need_dx, need_dW):
+    """``D (T*O, Np)`` stacks dy shifted by each tap (``D_t[:, p] = dy[:, p - off_t]``); then
+    ``dW_t = D_t Xp^T`` and ``dXp = sum_t W_t^T D_t`` are one GEMM each. Returns (dXp, dW (T, O, C))."""
+    O, C, T = W.shape[0], W.shape[1], len(offsets)
+    Np = dYf.shape[1]
+    D = xp.empty((T, O, Np), dtype=dYf.dtype)
+    D[0] = dYf
     for t in range(1, T):
         off = offsets[t]
         D[t, :, :off] = 0
-        D[t, :, off:] = D[0, :, :Np - off]
+        D[t, :, off:] = dYf[:, :Np - off]
     Df = D.reshape(T * O, Np)
-    dW = None
-    if need_dW:
-        dWt = Df @ Xp.T                                                        # (T*O, C)
-        dW = xp.ascontiguousarray(dWt.reshape(kh, kw, O, C).transpose(2, 3, 0, 1))
+    dWk = (Df @ Xp.T).reshape(T, O, C) if need_dW else None
     if not need_dx:
-        return None, dW
-    Wt = xp.ascontiguousarray(W.transpose(2, 3, 0, 1)).reshape(T * O, C)      # (T*O, C)
-    dXp = (Wt.T @ Df).reshape(C, N, Hp, Wp)                                    # (C, Np)
-    return from_cnhw(dXp[:, :, ph:ph + H, pw:pw + Wd].copy()), dW
+        return None, dWk
+    Wt = xp.ascontiguousarray(W.transpose(2, 3, 0, 1)).reshape(T * O, C)
+    return Wt.T @ Df, dWk                                                      # (C, Np)
 
 
-def _bwd_cfshift_taps(dy, ctx, need_dx, need_dW):
-    """The same gradients tap by tap, when O > C (stacking T shifted copies of dy would cost more
-    than the input): ``dW_t = dY Xp_t^T`` and ``dXp_t += W_t^T dY`` on column slices, no copies."""
-    xp = get_array_module(dy)
-    Xp, W = ctx.saved["Xp"], ctx.W
-    N, C, H, Wd = ctx.x_shape
-    O, _, kh, kw = W.shape
-    ph, pw = ctx.padding
-    Ho, Wo = dy.shape[2:]
-    Hp, Wp, Np, offsets, L = _flat_geometry(ctx)
-    dYp = xp.zeros((O, N, Hp, Wp), dtype=dy.dtype)
-    dYp[:, :, :Ho, :Wo] = dy.transpose(1, 0, 2, 3)
-    dYf = dYp.reshape(O, Np)[:, :L]                                            # (O, L)
-    dW = None
+def _grads_by_tap(xp, dYf, Xp, W, offsets, L, need_dx, need_dW):
+    """The same, tap by tap on column slices (no stack): ``dW_t = dY Xp_t^T``, ``dXp_t += W_t^T dY``."""
+    O, C, T = W.shape[0], W.shape[1], len(offsets)
+    dY = dYf[:, :L]                                                            # (O, L)
+    dWk = None
     if need_dW:
-        dWk = xp.empty((kh, kw, O, C), dtype=dy.dtype)
+        dWk = xp.empty((T, O, C), dtype=dYf.dtype)
         for t, off in enumerate(offsets):
-            xp.matmul(dYf, Xp[:, off:off + L].T, out=dWk[t // kw, t % kw])     # (O, C)
-        dW = xp.ascontiguousarray(dWk.transpose(2, 3, 0, 1))
+            xp.matmul(dY, Xp[:, off:off + L].T, out=dWk[t])                    # (O, C)
     if not need_dx:
-        return None, dW
-    WkT = xp.ascontiguousarray(W.transpose(2, 3, 1, 0)).reshape(kh * kw, C, O)
-    dXf = xp.zeros((C, Np), dtype=dy.dtype)
-    tmp = xp.empty((C, L), dtype=dy.dtype)
+        return None, dWk
+    WkT = xp.ascontiguousarray(W.transpose(2, 3, 1, 0)).reshape(T, C, O)
+    dXf = xp.zeros((C, dYf.shape[1]), dtype=dYf.dtype)
+    tmp = xp.empty((C, L), dtype=dYf.dtype)
     for t, off in enumerate(offsets):
-        xp.matmul(WkT[t], dYf, out=tmp)
+        xp.matmul(WkT[t], dY, out=tmp)
         dXf[:, off:off + L] += tmp                                             # (C, L), shifted add
-    dXp = dXf.reshape(C, N, Hp, Wp)
-    return from_cnhw(dXp[:, :, ph:ph + H, pw:pw + Wd].copy()), dW
+    return dXf, dWk
 
 
 # ------------------------------------- channels-first im2col (stride > 1): one GEMM

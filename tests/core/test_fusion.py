@@ -7,16 +7,6 @@ from layerwise.core import Net, NetHook
 from layerwise.functional import bn_act, cnhw
 from layerwise.testing import gradcheck
 
-BACKENDS = ["numpy"] + (["numba"] if cnhw._nb is not None else [])
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    old = cnhw.set_backend(request.param)
-    yield request.param
-    cnhw.set_backend(old)
-
-
 def _block(fuse):
     net = Net(inputs="x", fuse=fuse)
     net.add(lw.Conv2d(4, 3, padding=1, bias=False), "x", "c1", name="conv1")

@@ -10,16 +10,6 @@ from layerwise.models.dense_block import Transition
 from layerwise.models.dense_fast import FusedDenseBlock, FusedTransition
 from layerwise.testing import gradcheck
 
-BACKENDS = ["numpy"] + (["numba"] if cnhw._nb is not None else [])
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    old = cnhw.set_backend(request.param)
-    yield request.param
-    cnhw.set_backend(old)
-
-
 def _perturb(block, rng):
     """Non-trivial BN affine params and running statistics, so every term of the math matters."""
     for name, p in block.named_params().items():
