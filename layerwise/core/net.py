@@ -198,6 +198,14 @@ class Net(Layer):
         self._fuse = bool(enabled)
         self._steps = None
 
+    def replan(self) -> "Net":
+        """Forget the plans of this Net and the Nets inside it (made again on the next forward):
+        call it after changing layers in place (e.g. converting their class)."""
+        for m in self.modules():
+            if isinstance(m, Net):
+                m._steps = None
+        return self
+
     def set_fusion(self, enabled: bool) -> "Net":
         """Turn the fusion pass on or off for this Net and every Net inside it."""
         for m in self.modules():

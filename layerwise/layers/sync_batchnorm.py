@@ -116,17 +116,15 @@ def convert_sync_batchnorm(net: Layer, comm: Any) -> int:
     """Turn every BatchNorm1d/BatchNorm2d of ``net`` into a SyncBatchNorm over ``comm``, in place
     (params, buffers and settings kept); returns how many were converted.
 
-    The fusion pass is switched off in every Net inside ``net`` (fused layers such as DenseNet's
-    fused blocks normalise with their own kernels), so every normalisation goes through a
-    converted layer.
+    The fusion rules fuse only plain BatchNorm2d layers (fused kernels normalise with their own
+    math), so after the conversion the Nets inside ``net`` are re-planned and every normalisation
+    goes through a converted layer.
 
     Raises:
         ValueError: a layer keeps running statistics but is not a BatchNorm that can be converted.
     """
     count = 0
     for m in net.modules():
-        if hasattr(m, "set_fusion"):
-            m.set_fusion(False)
         if isinstance(m, SyncBatchNorm):
             m.comm = comm
             count += 1
@@ -137,6 +135,8 @@ def convert_sync_batchnorm(net: Layer, comm: Any) -> int:
         elif "running_mean" in getattr(m, "_buffers", {}):
             raise ValueError(f"convert_sync_batchnorm: {m!r} keeps batch statistics but is not a BatchNorm layer, "
                              "so it cannot be synchronised; set sync_batchnorm: false")
+    if hasattr(net, "replan"):
+        net.replan()
     return count
 
 

@@ -54,16 +54,23 @@ from ..core.fusion import FusedLayer, Match, register_rule
 from ..functional import cnhw
 from ..functional.layout import from_cnhw, to_cnhw
 from ..functional.workspace import Workspace
+from ..layers.batchnorm import BatchNorm2d
 from .dense_block import DenseBlock, Transition
 
 
 # --------------------------------------------------------------------- helpers
+def _plain_bn(layer) -> bool:
+    return type(layer) is BatchNorm2d   # a subclass (SyncBatchNorm) normalises its own way
+
+
 def unsupported(block: DenseBlock) -> str:
     """Why the fused form cannot run this block ('' when it can)."""
     bad = [m.name for m in block.dense_layers if not (m.bottleneck and m.dropout == 0)]
     if bad:
         return (f"the fused dense block covers bottleneck layers without dropout; {', '.join(bad[:3])} "
                 f"{'is' if len(bad) == 1 else 'are'} not (the block runs its DenseLayers one by one)")
+    if not all(_plain_bn(n) for m in block.dense_layers for k, n in m.children().items() if k.startswith("norm")):
+        return "the fused dense block normalises with BatchNorm2d's math; the block has another norm layer"
     return ""
 
 
@@ -286,9 +293,9 @@ class FusedTransition(_FusedDenseNetPart):
     """
 
     def __init__(self, tr: Transition, *, name: str | None = None) -> None:
-        if tr.dropout or not tr.relu:
-            raise ValueError(f"FusedTransition({tr!r}): the fused transition is BN-ReLU-Conv-Pool without dropout; "
-                             "use the Transition")
+        if tr.dropout or not tr.relu or not _plain_bn(tr.children()["norm"]):
+            raise ValueError(f"FusedTransition({tr!r}): the fused transition is BN-ReLU-Conv-Pool with a "
+                             "BatchNorm2d and without dropout; use the Transition")
         super().__init__(tr, name=name)
         self.tr = tr
 
@@ -373,9 +380,9 @@ def _transition_rule(nodes, i, consumers, outs):
     tr = nodes[i].layer
     if type(tr) is not Transition:
         return None
-    if tr.dropout or not tr.relu:
-        return Match(None, reason="the fused transition is BN-ReLU-Conv-Pool without dropout (the Transition "
-                                  "runs its layers)")
+    if tr.dropout or not tr.relu or not _plain_bn(tr.children()["norm"]):
+        return Match(None, reason="the fused transition is BatchNorm2d-ReLU-Conv-Pool without dropout (the "
+                                  "Transition runs its layers)")
     shape = tr.in_shapes[0] if tr.in_shapes else None
     if shape is not None and (shape[2] % 2 or shape[3] % 2):
         return Match(None, reason=f"odd spatial size {shape[2:]}: the fused transition pools 2x2 exactly")

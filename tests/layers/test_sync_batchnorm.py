@@ -59,7 +59,7 @@ def test_sync_batchnorm_matches_torch_batchnorm(shape, dtype):
             assert_close(ours.buffer(key), getattr(theirs, key), what=key)
 
 
-def test_convert_sync_batchnorm_keeps_state_and_switches_fused_blocks_to_reference():
+def test_convert_sync_batchnorm_keeps_state_and_leaves_nothing_fused():
     net = lw.models.build_model("mlp", hidden=[4], batchnorm=True, num_classes=2)
     net.setup((2, 3), dtype=np.float64)
     bn = next(m for m in net.modules() if type(m).__name__ == "BatchNorm1d")
@@ -69,6 +69,10 @@ def test_convert_sync_batchnorm_keeps_state_and_switches_fused_blocks_to_referen
     assert type(bn) is SyncBatchNorm and bn.comm is comm and float(bn.buffer("running_mean")[0]) == 7.0
     dn = lw.models.build_model("densenet_bc", depth=10, growth_rate=4, num_classes=2)
     dn.setup((2, 1, 8, 8), dtype=np.float64)
+    dn.forward(np.zeros((2, 1, 8, 8)))                     # planned with fused blocks before the conversion
+    assert any(s.fused for m in dn.modules() if isinstance(m, lw.Net) for s in m.steps)
     n = convert_sync_batchnorm(dn, comm)
-    assert n > 3 and not any(getattr(m, "impl", None) == "fast" for m in dn.modules())
-    assert not any(type(m).__name__ == "BatchNorm2d" for m in dn.modules())
+    assert n > 3 and not any(type(m).__name__ == "BatchNorm2d" for m in dn.modules())
+    dn.forward(np.zeros((2, 1, 8, 8)))                     # re-planned: every norm runs the synchronised layer
+    fused = [s.name for m in dn.modules() if isinstance(m, lw.Net) for s in m.steps if s.fused]
+    assert fused == [], fused
