@@ -8,16 +8,16 @@ _threads.apply()  # under mpiexec: each rank's BLAS/OpenMP/numba threads, set be
 
 from . import backend, init  # noqa: E402
 from .core import Layer, LayerError, LossLayer, Net, Param, Sequential, register
+from .interop import export_onnx, load_caffe, load_onnx
 from .layers import *  # noqa: F401,F403
 from .layers import __all__ as _layers_all
 from .losses import *  # noqa: F401,F403
 from .losses import __all__ as _losses_all
-from .solvers import *  # noqa: F401,F403
-from .solvers import __all__ as _solvers_all
 from .models import *  # noqa: F401,F403
 from .models import __all__ as _models_all
+from .solvers import *  # noqa: F401,F403
+from .solvers import __all__ as _solvers_all
 from .tools import gradcheck
-from .interop import export_onnx, load_caffe, load_onnx
 
 __version__ = "0.1.0"
 

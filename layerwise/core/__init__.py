@@ -1,6 +1,6 @@
 """The layer protocol: Param, Layer, LossLayer, Net, Sequential, and the registry."""
-from .layer import Layer, LayerError, LossLayer
 from .fusion import FusedLayer, Step
+from .layer import Layer, LayerError, LossLayer
 from .net import Net, NetHook, Node, Sequential
 from .param import Param
 from .registry import build, lookup, register, registered

@@ -20,8 +20,9 @@ a dense block with dropout), it returns a reason, which the Net records in
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .layer import Layer
 
@@ -178,12 +179,12 @@ class FusedLayer(Layer):
             out.update(p.named_buffers(prefix if len(self.parts) == 1 else f"{prefix}{p.name}."))
         return out
 
-    def train(self, mode: bool = True) -> "FusedLayer":
+    def train(self, mode: bool = True) -> FusedLayer:
         for p in self.parts:
             p.train(mode)
         return self
 
-    def eval(self, grad: bool = False) -> "FusedLayer":
+    def eval(self, grad: bool = False) -> FusedLayer:
         for p in self.parts:
             p.eval(grad)
         return self

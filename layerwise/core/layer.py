@@ -16,7 +16,8 @@ A subclass writes ``_build`` (create params from the input shapes), ``_output_sh
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -236,7 +237,7 @@ class Layer:
             raise KeyError(f"{self!r} has no buffer {name!r}")
         self._buffers[name] = data
 
-    def add_child(self, name: str, layer: "Layer") -> "Layer":
+    def add_child(self, name: str, layer: Layer) -> Layer:
         if not isinstance(layer, Layer):
             raise TypeError(f"{self!r}: child {name!r} must be a Layer, got {type(layer).__name__}")
         if name in self._children:
@@ -245,7 +246,7 @@ class Layer:
         self._children[name] = layer
         return layer
 
-    def children(self) -> dict[str, "Layer"]:
+    def children(self) -> dict[str, Layer]:
         return dict(self._children)
 
     def named_params(self, prefix: str = "") -> dict[str, Param]:
@@ -264,7 +265,7 @@ class Layer:
             out.update(child.named_buffers(f"{prefix}{cname}."))
         return out
 
-    def modules(self) -> Iterator["Layer"]:
+    def modules(self) -> Iterator[Layer]:
         """This layer and all its descendants, depth first."""
         yield self
         for child in self._children.values():
@@ -277,20 +278,20 @@ class Layer:
         for p in self.params():
             p.zero_grad()
 
-    def train(self, mode: bool = True) -> "Layer":
+    def train(self, mode: bool = True) -> Layer:
         for m in self.modules():
             m.training = mode
             m.cache_enabled = mode
         return self
 
-    def eval(self, grad: bool = False) -> "Layer":
+    def eval(self, grad: bool = False) -> Layer:
         """Inference mode. ``grad=True`` keeps caching so backward still works (e.g. frozen BN)."""
         for m in self.modules():
             m.training = False
             m.cache_enabled = grad
         return self
 
-    def astype(self, dtype: Any) -> "Layer":
+    def astype(self, dtype: Any) -> Layer:
         """Convert params and float buffers of this layer and its children (in place)."""
         for m in self.modules():
             for p in m._params.values():
@@ -301,7 +302,7 @@ class Layer:
             m._in_shapes = None  # re-run setup checks on the next forward
         return self
 
-    def to(self, device: str) -> "Layer":
+    def to(self, device: str) -> Layer:
         """Move params and buffers to ``'cpu'`` or ``'gpu'``."""
         for m in self.modules():
             for p in m._params.values():

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -198,7 +199,7 @@ class Net(Layer):
         self._fuse = bool(enabled)
         self._steps = None
 
-    def replan(self) -> "Net":
+    def replan(self) -> Net:
         """Forget the plans of this Net and the Nets inside it (made again on the next forward):
         call it after changing layers in place (e.g. converting their class)."""
         for m in self.modules():
@@ -206,14 +207,14 @@ class Net(Layer):
                 m._steps = None
         return self
 
-    def set_fusion(self, enabled: bool) -> "Net":
+    def set_fusion(self, enabled: bool) -> Net:
         """Turn the fusion pass on or off for this Net and every Net inside it."""
         for m in self.modules():
             if isinstance(m, Net):
                 m.fuse = enabled
         return self
 
-    def eval(self, grad: bool = False) -> "Layer":
+    def eval(self, grad: bool = False) -> Layer:
         """Inference mode; also frees the fused layers' training scratch (inference keeps none)."""
         for m in self.modules():
             if isinstance(m, Net):
@@ -222,7 +223,7 @@ class Net(Layer):
 
     # -------------------------------------------------------------------- hooks
     @contextlib.contextmanager
-    def hooks(self, *hooks: Any, depth: int | None = None) -> Iterator["Net"]:
+    def hooks(self, *hooks: Any, depth: int | None = None) -> Iterator[Net]:
         """Call ``hooks`` around every step while the block runs; nested Nets are entered
         ``depth`` levels deep (None: all), and their steps are reported with dotted paths."""
         added = [(h, depth, "") for h in hooks]

@@ -52,7 +52,7 @@ class Param:
     def zero_grad(self) -> None:
         self.grad[...] = 0
 
-    def astype(self, dtype) -> "Param":
+    def astype(self, dtype) -> Param:
         """Convert data and grad in place to ``dtype`` (returns self)."""
         self.data = self.data.astype(dtype, copy=False)
         self.grad = self.grad.astype(dtype, copy=False)

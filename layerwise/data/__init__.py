@@ -8,8 +8,8 @@
 
 Data feeds arrays, not layers: nothing here imports a layer or the trainer. See docs/data.md.
 """
-from .dataset import ArrayDataset, DataError, stratified_split
 from .cifar import CIFAR10_CLASSES, read_cifar_batch
+from .dataset import ArrayDataset, DataError, stratified_split
 from .datasets import FASHION_CLASSES, available_datasets, canonical_name, default_root, load_dataset
 from .download import SOURCES, DownloadError, Resource, download
 from .idx import read_idx, write_idx

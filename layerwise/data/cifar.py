@@ -8,8 +8,9 @@ The batches are Python 2 pickles of dicts: ``data`` a uint8 (N, 3072) array (102
 from __future__ import annotations
 
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

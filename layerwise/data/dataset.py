@@ -6,7 +6,8 @@ returns a batch, which is all the :class:`~layerwise.data.DataLoader` needs.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -79,7 +80,7 @@ class ArrayDataset:
         """Shape of one sample, e.g. (1, 8, 8) for digits."""
         return tuple(self.x.shape[1:])
 
-    def subset(self, idx: Any, name: str | None = None) -> "ArrayDataset":
+    def subset(self, idx: Any, name: str | None = None) -> ArrayDataset:
         """A new dataset holding the rows ``idx`` (copies), with the same class names."""
         idx = np.asarray(idx)
         return ArrayDataset(self.x[idx], self.y[idx], self.classes, self.name if name is None else name)

@@ -20,8 +20,9 @@ machine and run (``test_fraction=`` and ``split_seed=`` change it).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -212,6 +213,6 @@ def _npz(root: Path, split: str, test_fraction: float = 0.2, split_seed: int = 0
 
 
 # CIFAR and folder-of-images sources register themselves on import.
-from . import cifar as _cifar, folder as _folder  # noqa: E402,F401
+from . import cifar as _cifar  # noqa: E402,F401
 
 __all__ = ["load_dataset", "available_datasets", "default_root", "canonical_name", "FASHION_CLASSES"]

@@ -8,7 +8,8 @@ Transforms never modify their input in place.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -46,7 +47,7 @@ class Normalize:
             raise ValueError(f"Normalize: std must be > 0 and mean finite, got mean={self.mean}, std={self.std}")
 
     @classmethod
-    def fit(cls, x: np.ndarray) -> "Normalize":
+    def fit(cls, x: np.ndarray) -> Normalize:
         """Per-channel mean and std of a (N, C, ...) array (use the training set only)."""
         axes = (0,) + tuple(range(2, x.ndim))
         return cls(x.mean(axis=axes, dtype=np.float64), x.std(axis=axes, dtype=np.float64))

@@ -9,8 +9,15 @@ Only this package imports mpi4py, and only when a communicator over MPI is asked
     dp = DataParallel(net, comm); dp.broadcast()  # equal start
     ... net.backward(...); dp.sync_gradients(weight=len(yb)); solver.step()
 """
-from .comm import (INSTALL_HINT, Communicator, MPICommunicator, MPIUnavailableError, import_mpi, init_distributed,
-                   launcher_world_size)
+from .comm import (
+                   INSTALL_HINT,
+                   Communicator,
+                   MPICommunicator,
+                   MPIUnavailableError,
+                   import_mpi,
+                   init_distributed,
+                   launcher_world_size,
+)
 from .data_parallel import DataParallel, GradientAllreduce, allreduce_gradients, broadcast_buffers, broadcast_state
 
 __all__ = ["Communicator", "MPICommunicator", "MPIUnavailableError", "init_distributed", "import_mpi",

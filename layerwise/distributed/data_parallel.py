@@ -22,7 +22,8 @@ evaluation), so what is evaluated is what rank 0 saves.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 

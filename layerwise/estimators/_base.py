@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning

@@ -113,7 +113,7 @@ class GAN:
         self.g_solver.step()                                                           # D's grads: dropped
         return V, loss
 
-    def fit(self, X: np.ndarray, n_iter: int = 2000) -> "GAN":
+    def fit(self, X: np.ndarray, n_iter: int = 2000) -> GAN:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != 2:
             raise ValueError(f"GAN.fit: expected data of shape (N, 2), got {X.shape}")

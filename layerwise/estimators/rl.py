@@ -46,7 +46,7 @@ class GridWorld:
     gamma: float = 0.95
 
     @classmethod
-    def classic(cls) -> "GridWorld":
+    def classic(cls) -> GridWorld:
         """Russell and Norvig's 4 x 3 world (goal +1, pit -1, one wall, 80% intended moves)."""
         return cls()
 

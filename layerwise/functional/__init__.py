@@ -17,8 +17,7 @@ Signatures (all shapes NCHW; ``IntPair`` = int or (h, w)):
 from .batchnorm import BNCtx, batch_norm_backward, batch_norm_eval_forward, batch_norm_train_forward, channel_sum
 from .conv import ConvCtx, conv2d_backward, conv2d_forward, conv2d_output_shape
 from .im2col import col2im, conv_output_size, im2col, pad2d, pair
-from .pool import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward,
-                   pool_geometry)
+from .pool import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward, pool_geometry
 
 __all__ = ["im2col", "col2im", "conv_output_size", "pad2d", "pair",
            "conv2d_forward", "conv2d_backward", "conv2d_output_shape", "ConvCtx",

@@ -11,8 +11,9 @@ float64 (two passes over the row); the running estimates are updated through ``u
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..backend import Array, get_array_module
 from . import bn_act, cnhw

@@ -11,8 +11,9 @@ every missing, unexpected and mis-shaped key. ``Model.load_state_dict`` calls
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

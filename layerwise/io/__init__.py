@@ -6,8 +6,15 @@
     tensors, meta = load_checkpoint("run/checkpoints/epoch_003.safetensors")
     state = unpack_state(meta, tensors)
 """
-from .checkpoint import (CheckpointError, find_latest_checkpoint, load_checkpoint, pack_state, read_checkpoint_meta,
-                         save_checkpoint, unpack_state)
+from .checkpoint import (
+                         CheckpointError,
+                         find_latest_checkpoint,
+                         load_checkpoint,
+                         pack_state,
+                         read_checkpoint_meta,
+                         save_checkpoint,
+                         unpack_state,
+)
 from .rng import rng_state, set_rng_state
 
 __all__ = ["save_checkpoint", "load_checkpoint", "read_checkpoint_meta", "find_latest_checkpoint",

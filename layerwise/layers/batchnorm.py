@@ -6,9 +6,9 @@ import numpy as np
 from .. import init
 from ..backend import Shape, get_array_module
 from ..core import Layer, register
-from ._dtype import FloatInputs
 from ..functional.batchnorm import batch_norm_backward, batch_norm_eval_forward, batch_norm_train_forward
 from ..functional.bn_cf import bn_cf_backward, bn_cf_forward
+from ._dtype import FloatInputs
 
 __all__ = ["BatchNorm1d", "BatchNorm2d"]
 

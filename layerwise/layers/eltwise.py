@@ -1,7 +1,7 @@
 """Eltwise: element-wise sum (with coefficients), product or maximum of several inputs."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

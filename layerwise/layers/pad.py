@@ -1,7 +1,7 @@
 """Constant padding of the spatial axes (ONNX's Pad, torch's ConstantPad2d)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..backend import Array, Shape, get_array_module
 from ..core import Layer, register

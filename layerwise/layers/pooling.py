@@ -11,10 +11,15 @@ from __future__ import annotations
 
 from ..backend import Shape, get_array_module
 from ..core import Layer, register
-from ._dtype import FloatInputs
 from ..functional.im2col import pair
-from ..functional.pool import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
-                               max_pool2d_forward, pool_geometry)
+from ..functional.pool import (
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+    pool_geometry,
+)
+from ._dtype import FloatInputs
 
 __all__ = ["MaxPool2d", "AvgPool2d", "GlobalAvgPool2d"]
 

@@ -1,7 +1,7 @@
 """Slice: split one blob into several along an axis (Caffe's Slice, ONNX's Split)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..backend import Array, Shape, get_array_module
 from ..core import Layer, register

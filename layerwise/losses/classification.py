@@ -6,13 +6,15 @@ hard labels are integers of shape (N,) or (N, d1, ...), soft targets have the lo
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from ..backend import Array, Shape, get_array_module
 from ..core.registry import register
-from ..functional.logistic import sigmoid as _sigmoid, softplus
+from ..functional.logistic import sigmoid as _sigmoid
+from ..functional.logistic import softplus
 from ._base import ElementwiseLoss, Loss, as_0d
 
 __all__ = ["SoftmaxCrossEntropyLoss", "CrossEntropyLoss", "SigmoidCrossEntropyLoss", "KLDivLoss"]

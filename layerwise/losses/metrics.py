@@ -1,7 +1,7 @@
 """Evaluation helpers (not layers): top-k accuracy."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..backend import Array, get_array_module
 

@@ -3,7 +3,7 @@ foreground-only smooth-L1 localisation.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from ..backend import Array, Shape, get_array_module
 from ..core.layer import LossLayer

@@ -8,7 +8,10 @@ from __future__ import annotations
 from ..core import Net
 from ..core.registry import lookup, registered
 from . import dense_fast as _dense_fast_mod  # noqa: F401  (registers the fusion rules of DenseNet's parts)
-from . import densenet as _densenet_mod, lenet as _lenet_mod, mlp as _mlp_mod, resnet as _resnet_mod
+from . import densenet as _densenet_mod
+from . import lenet as _lenet_mod
+from . import mlp as _mlp_mod
+from . import resnet as _resnet_mod
 from .common import Model, ShortcutPad, chain
 from .dense_block import DenseBlock, DenseLayer
 from .densenet import *  # noqa: F401,F403

@@ -4,7 +4,7 @@ builder with named nodes, and ShortcutPad (ResNet's parameter-free shortcut, opt
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -31,9 +31,9 @@ The price is one more forward of BN-ReLU-Conv1 per layer in backward (torchvisio
 """
 from __future__ import annotations
 
-
 from ..backend import Array, Shape, get_array_module
 from ..core import Layer, register
+
 
 def _layers():
     from .. import layers  # resolved at build time: the layer files are written by other issues

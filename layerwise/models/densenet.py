@@ -69,7 +69,7 @@ class DenseNetConfig:
             return int(self.init_features)
         return 2 * self.growth_rate if (self.bottleneck and self.compression < 1) else 16
 
-    def validate(self) -> "DenseNetConfig":
+    def validate(self) -> DenseNetConfig:
         if self.growth_rate < 1:
             raise ValueError(f"DenseNetConfig: growth_rate must be >= 1, got {self.growth_rate}")
         if not 0.0 < self.compression <= 1.0:
@@ -118,7 +118,7 @@ class DenseNet(Model):
         self.add(L.Linear(cfg.num_classes), outputs="logits", name="classifier")
         self.set_fusion(cfg.impl == "fast")
 
-    def set_memory_efficient(self, on: bool = True) -> "DenseNet":
+    def set_memory_efficient(self, on: bool = True) -> DenseNet:
         """Turn the recomputation of BN-ReLU-Conv1 in every dense block on or off."""
         for m in self.modules():
             if isinstance(m, DenseBlock):

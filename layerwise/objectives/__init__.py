@@ -2,9 +2,21 @@
 functions returning ``(value, gradient)`` (see docs/objectives.md).
 """
 from .gan_rl import bellman_error, gan_value, generator_loss, policy_evaluation
-from .supervised import (adaboost_alpha, adaboost_exponential, fisher_ratio, lasso_ista, lasso_prox_step,
-                         lda_directions, least_squares, logistic_regression, perceptron, ridge_solution,
-                         soft_threshold, softmax_regression, svm_primal)
+from .supervised import (
+                         adaboost_alpha,
+                         adaboost_exponential,
+                         fisher_ratio,
+                         lasso_ista,
+                         lasso_prox_step,
+                         lda_directions,
+                         least_squares,
+                         logistic_regression,
+                         perceptron,
+                         ridge_solution,
+                         soft_threshold,
+                         softmax_regression,
+                         svm_primal,
+)
 from .unsupervised import autoencoder, geodesic_distances, isomap_stress, kmeans, pca_basis, pca_reconstruction
 
 __all__ = [

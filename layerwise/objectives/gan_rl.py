@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..functional.logistic import sigmoid as _sigmoid, softplus as _softplus
+from ..functional.logistic import sigmoid as _sigmoid
+from ..functional.logistic import softplus as _softplus
 
 __all__ = ["gan_value", "generator_loss", "policy_evaluation", "bellman_error"]
 

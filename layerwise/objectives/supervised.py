@@ -8,9 +8,10 @@ unless stated; the value is minimised unless stated (Fisher's ratio is maximised
 from __future__ import annotations
 
 import numpy as np
-
-from ..functional.logistic import sigmoid as _sigmoid, softplus as _softplus
 from scipy import linalg
+
+from ..functional.logistic import sigmoid as _sigmoid
+from ..functional.logistic import softplus as _softplus
 
 __all__ = ["perceptron", "fisher_ratio", "lda_directions", "svm_primal", "logistic_regression",
            "softmax_regression", "adaboost_exponential", "adaboost_alpha", "least_squares",

@@ -6,11 +6,11 @@
 Policies: ``build_policy(name, base_lr, **kw)`` or the classes in ``layerwise.solvers.lr_policy``.
 See docs/solvers.md for every formula and the Caffe vs PyTorch differences.
 """
+from . import lr_policy
 from .adadelta import AdaDelta, Adadelta
 from .adagrad import AdaGrad, Adagrad
 from .adam import Adam, AdamW
 from .base import Solver, build_solver
-from . import lr_policy
 from .lr_policy import build_policy
 from .rmsprop import RMSProp, RMSprop
 from .sgd import SGD, Nesterov

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 

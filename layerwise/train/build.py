@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -256,9 +257,7 @@ def build_trainer(cfg: Config, run_dir: str | Path, *, progress: bool | None = N
 
 def model_from_checkpoint(path: str | Path) -> tuple[Any, dict]:
     """Rebuild the model a training checkpoint was made with and load its weights (eval mode)."""
-    from ..io import load_checkpoint
-
-    from ..io import CheckpointError
+    from ..io import CheckpointError, load_checkpoint
 
     tensors, meta = load_checkpoint(path)
     m = meta.get("model")

@@ -8,8 +8,9 @@ import json
 import math
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 LOG_CSV = "log.csv"
 LOG_JSONL = "log.jsonl"

@@ -6,12 +6,15 @@ so nothing is ever pickled. This module collects the generators of a model's lay
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 from ..core import Layer
-from ..io.rng import from_jsonable, rng_state as generator_state, set_rng_state as set_generator_state
+from ..io.rng import from_jsonable
+from ..io.rng import rng_state as generator_state
+from ..io.rng import set_rng_state as set_generator_state
 from ..io.rng import to_jsonable as jsonable
 
 

@@ -27,8 +27,9 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -89,7 +90,7 @@ class Trainer:
                  num_classes: int | None = None, input_shape: tuple[int, ...] | None = None,
                  meta: dict | None = None, progress: bool | None = None, checkpoint_ext: str = ".safetensors",
                  dtype: Any = np.float32, print_fn: Callable[[str], None] | None = None,
-                 on_iteration: Callable[["Trainer"], None] | None = None, comm: Any = None) -> None:
+                 on_iteration: Callable[[Trainer], None] | None = None, comm: Any = None) -> None:
         if epochs < 1:
             raise ValueError(f"Trainer: epochs must be >= 1, got {epochs}")
         if checkpoint_ext not in (".safetensors", ".npz"):

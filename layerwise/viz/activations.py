@@ -11,7 +11,7 @@ mode (the mean slope) with the range of its random training slopes shaded.
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

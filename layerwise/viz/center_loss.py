@@ -21,8 +21,8 @@ Spread measures (on the test split's features):
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

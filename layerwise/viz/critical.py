@@ -15,7 +15,8 @@ step goes to saddles and maxima as readily as to minima, which is why it finds t
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 

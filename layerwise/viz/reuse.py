@@ -20,7 +20,8 @@ read source s (s > t: a dense layer only sees earlier layers).
 from __future__ import annotations
 
 import argparse
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
