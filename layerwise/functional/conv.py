@@ -49,10 +49,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backend import Array, get_array_module
+from . import blas
 from .im2col import IntPair, col2im, conv_output_size, im2col, pad2d, pair
 from .layout import from_cnhw, to_cnhw
 
 IMPLS = ("gemm", "im2col", "direct")
+METHODS = ("cf1x1", "cftaps", "cfshift", "cfim2col")   # the channels-first paths, also selectable by name
+# below this many input channels a stride-1 convolution stacks its taps (cfshift/cfim2col)
+# instead of running one GEMM of depth C per tap (cftaps)
+TAPS_MIN_CHANNELS = 8
 # cols larger than this (bytes) are rebuilt in the backward instead of being kept from the forward
 KEEP_COLS_BYTES = 64 << 20
 
@@ -95,19 +100,31 @@ def conv2d_output_shape(x_shape, w_shape, stride: IntPair = 1, padding: IntPair 
 # --------------------------------------------------------------------------- forward
 def conv2d_method(x_shape, w_shape, stride: IntPair = 1, padding: IntPair = 0, dilation: IntPair = 1,
                   groups: int = 1, impl: str = "gemm") -> str:
-    """The code path a convolution of this geometry runs (see the module docstring)."""
-    if impl not in IMPLS:
-        raise ValueError(f"conv2d: impl must be one of {IMPLS}, got {impl!r}")
+    """The code path a convolution of this geometry runs (see the module docstring).
+
+    ``impl`` is ``"gemm"`` (chosen by geometry), ``"im2col"``, ``"direct"``, or one of the
+    channels-first methods by name (``METHODS``), which raises ValueError where that method
+    cannot run the geometry."""
+    if impl not in IMPLS and impl not in METHODS:
+        raise ValueError(f"conv2d: impl must be one of {IMPLS + METHODS}, got {impl!r}")
+    if impl in ("im2col", "direct"):
+        return impl
+    kh, kw = w_shape[2:]
+    st, pd = pair(stride), pair(padding)
     if impl != "gemm":
+        why = _method_unfit(impl, kh, kw, st, pd, groups)
+        if why:
+            raise ValueError(f"conv2d: impl={impl!r} cannot run this convolution ({why}); use impl='gemm'")
         return impl
     if groups != 1:
         return "im2col"
-    kh, kw = w_shape[2:]
-    st, pd = pair(stride), pair(padding)
     if (kh, kw) == (1, 1) and pd == (0, 0):
         return "cf1x1"
     if st == (1, 1):
-        # the flat shifted form computes every column of the padded grid; where the border is
+        if x_shape[1] >= TAPS_MIN_CHANNELS:
+            return "cftaps"
+        # few input channels: one GEMM over kh*kw*C stacked columns beats kh*kw GEMMs of depth C.
+        # The flat shifted form computes every column of the padded grid; where the border is
         # a large share of it (a 5x5 kernel on 12x12 maps: 2.25x), im2col's columns are cheaper
         dh, dw = pair(dilation)
         H, W = x_shape[2:]
@@ -115,6 +132,16 @@ def conv2d_method(x_shape, w_shape, stride: IntPair = 1, padding: IntPair = 0, d
         if (H + 2 * pd[0]) * (W + 2 * pd[1]) <= 1.5 * Ho * Wo:
             return "cfshift"
     return "cfim2col"
+
+
+def _method_unfit(method: str, kh: int, kw: int, stride, padding, groups: int) -> str:
+    if groups != 1:
+        return f"groups={groups}: the channels-first methods run groups=1 only"
+    if method == "cf1x1" and ((kh, kw) != (1, 1) or padding != (0, 0)):
+        return "cf1x1 needs a 1x1 kernel without padding"
+    if method in ("cftaps", "cfshift") and stride != (1, 1):
+        return f"{method} needs stride 1, got {stride}"
+    return ""
 
 
 def conv2d_forward(x: Array, W: Array, b: Array | None = None, stride: IntPair = 1, padding: IntPair = 0,
@@ -322,6 +349,158 @@ def _grads_by_tap(xp, dYf, Xp, W, offsets, L, need_dx, need_dW):
     return dXf, dWk
 
 
+# ------------------------- channels-first, stride 1: kh*kw GEMMs on shifted views, no columns
+@dataclass(frozen=True)
+class TapGrid:
+    """The flat grid the ``cftaps`` method works on (one per geometry; see ``tap_grid``).
+
+    Each image is laid out as Hg rows of Wg columns, images one after another, the whole
+    preceded by ``lead`` zeros: x[n, c, h, w] sits at column ``lead + n*Sg + h*Wg + w`` of the
+    row ``c`` of ``Xg (C, Ng)``, and zeros fill every other column. y[n, o, h, w] is computed
+    at column ``p = n*Sg + h*Wg + w`` as ``sum_t W_t @ Xg[:, p + off_t]``, for every p below
+    ``Lout`` (those that are no output are computed and dropped). Zero gaps of ``ph`` rows and
+    ``pw`` columns are enough: a tap that reads past a row's end lands in the gap on the right,
+    one that reads before its start lands in the previous row's gap, the same for images."""
+
+    Hg: int
+    Wg: int
+    lead: int
+    offsets: tuple[int, ...]
+    Lout: int          # output columns computed
+    Ng: int            # columns of Xg
+    qend: int          # columns [lead, qend) of Xg hold the input
+
+
+def tap_grid(x_shape, w_shape, padding, dilation) -> TapGrid:
+    N, C, H, Wd = x_shape
+    _, _, kh, kw = w_shape
+    (ph, pw), (dh, dw) = padding, dilation
+    Ho, Wo = H + 2 * ph - dh * (kh - 1), Wd + 2 * pw - dw * (kw - 1)
+    Hg, Wg = max(H + ph, Ho), max(Wd + pw, Wo)
+    Sg = Hg * Wg
+    offsets = tuple(i * dh * Wg + j * dw for i in range(kh) for j in range(kw))
+    lead = ph * Wg + pw
+    Lout = (N - 1) * Sg + (Ho - 1) * Wg + Wo
+    qend = lead + (N - 1) * Sg + (H - 1) * Wg + Wd
+    return TapGrid(Hg, Wg, lead, offsets, Lout, max(lead + N * Sg, Lout + offsets[-1]), qend)
+
+
+def _tap_input(x, g: TapGrid):
+    """``Xg (C, Ng)``: x on the grid (x's own channels-first memory when the grid is x's shape)."""
+    xp = get_array_module(x)
+    N, C, H, Wd = x.shape
+    Sg = g.Hg * g.Wg
+    if g.lead == 0 and (g.Hg, g.Wg) == (H, Wd) and g.Ng == N * Sg:
+        return to_cnhw(x).reshape(C, g.Ng)
+    Xg = xp.empty((C, g.Ng), dtype=x.dtype)
+    Xg[:, :g.lead] = 0
+    Xg[:, g.lead + N * Sg:] = 0
+    V = Xg[:, g.lead:g.lead + N * Sg].reshape(C, N, g.Hg, g.Wg)
+    V[:, :, :H, Wd:] = 0
+    V[:, :, H:] = 0
+    V[:, :, :H, :Wd] = x.transpose(1, 0, 2, 3)
+    return Xg
+
+
+def _row_ptr(a) -> tuple[int, int]:
+    """(data pointer, row stride in elements) of a 2-D array with unit inner stride."""
+    return a.ctypes.data, a.strides[0] // a.itemsize
+
+
+def _taps_gemm(A, B, shifts, C, n, blas_ok):
+    """``C[:, :n] = sum_t A[t] @ B[:, shifts[t]:shifts[t] + n]``; A (T, m, k), B (k, *), C (m, *)."""
+    T, m, k = A.shape
+    if blas_ok:
+        a0, (b0, ldb), (c0, ldc) = A.ctypes.data, _row_ptr(B), _row_ptr(C)
+        isz, dt, mk = A.itemsize, A.dtype.name, m * k
+
+        def part(lo, hi, _):
+            for t in range(T):
+                blas.gemm(False, False, m, hi - lo, k, a0 + t * mk * isz, k, b0 + (shifts[t] + lo) * isz, ldb,
+                          0.0 if t == 0 else 1.0, c0 + lo * isz, ldc, dt)
+        blas.parallel(part, n)
+        return
+    xp = get_array_module(B)
+    out = C[:, :n]
+    xp.matmul(A[0], B[:, shifts[0]:shifts[0] + n], out=out)
+    for t in range(1, T):
+        out += A[t] @ B[:, shifts[t]:shifts[t] + n]
+
+
+def _taps_corr(D, B, shifts, n, blas_ok):
+    """``G[t] = D[:, :n] @ B[:, shifts[t]:shifts[t] + n]^T`` for every t: G (T, m, k); D (m, *), B (k, *)."""
+    xp = get_array_module(D)
+    T, m, k = len(shifts), D.shape[0], B.shape[0]
+    if blas_ok:
+        nparts = blas.parts(n)
+        G = xp.empty((nparts, T, m, k), dtype=D.dtype)
+        (d0, ldd), (b0, ldb), g0 = _row_ptr(D), _row_ptr(B), G.ctypes.data
+        isz, dt, mk = D.itemsize, D.dtype.name, m * k
+
+        def part(lo, hi, i):
+            for t in range(T):
+                blas.gemm(False, True, m, k, hi - lo, d0 + lo * isz, ldd, b0 + (shifts[t] + lo) * isz, ldb, 0.0,
+                          g0 + (i * T + t) * mk * isz, k, dt)
+        blas.parallel(part, n, nparts)
+        return G[0] if nparts == 1 else G.sum(axis=0)
+    Dn = D[:, :n]
+    return xp.stack([Dn @ B[:, s:s + n].T for s in shifts])
+
+
+def _blas_ok(*arrays) -> bool:
+    return blas.supports(*arrays)
+
+
+def _fwd_cftaps(x, W, ctx, out):
+    xp = get_array_module(x)
+    N, C, H, Wd = x.shape
+    O, _, kh, kw = W.shape
+    Ho, Wo = out
+    g = tap_grid(x.shape, W.shape, ctx.padding, ctx.dilation)
+    Xg = _tap_input(x, g)
+    Wt = xp.ascontiguousarray(W.transpose(2, 3, 0, 1)).reshape(kh * kw, O, C)   # W_t (O, C), tap-major
+    Yg = xp.empty((O, N, g.Hg, g.Wg), dtype=x.dtype)
+    _taps_gemm(Wt, Xg, g.offsets, Yg.reshape(O, -1), g.Lout, _blas_ok(x, W))
+    if ctx.saved["keep"]:
+        ctx.saved["Xg"] = Xg
+    if (g.Hg, g.Wg) != (Ho, Wo):
+        Yg = Yg[:, :, :Ho, :Wo].copy()
+    return from_cnhw(Yg)
+
+
+def _bwd_cftaps(dy, ctx, need_dx, need_dW):
+    xp = get_array_module(dy)
+    Xg, W = ctx.saved["Xg"], ctx.W
+    N, C, H, Wd = ctx.x_shape
+    O, _, kh, kw = W.shape
+    Ho, Wo = dy.shape[2:]
+    g = tap_grid(ctx.x_shape, W.shape, ctx.padding, ctx.dilation)
+    om, Sg = g.offsets[-1], g.Hg * g.Wg
+    ok = _blas_ok(dy, W, Xg)
+    # dy on the output grid, preceded by om zeros (the gather below reads up to om columns back)
+    dYg = xp.empty((O, om + g.Ng), dtype=dy.dtype)
+    dYg[:, :om] = 0
+    dYg[:, om + N * Sg:] = 0
+    V = dYg[:, om:om + N * Sg].reshape(O, N, g.Hg, g.Wg)
+    V[:, :, :Ho, Wo:] = 0
+    V[:, :, Ho:] = 0
+    V[:, :, :Ho, :Wo] = dy.transpose(1, 0, 2, 3)
+    dW = None
+    if need_dW:   # dW_t = sum_p dy[:, p] Xg[:, p + off_t]^T
+        dWt = _taps_corr(dYg[:, om:], Xg, g.offsets, g.Lout, ok)                     # (T, O, C)
+        dW = xp.ascontiguousarray(dWt.reshape(kh, kw, O, C).transpose(2, 3, 0, 1))
+    if not need_dx:
+        return None, dW
+    # dXg[:, q] = sum_t W_t^T dy[:, q - off_t], for the input columns q in [lead, qend)
+    WtT = xp.ascontiguousarray(W.transpose(2, 3, 1, 0)).reshape(kh * kw, C, O)
+    dXg = xp.empty((C, N, g.Hg, g.Wg), dtype=dy.dtype)
+    shifts = [om + g.lead - off for off in g.offsets]
+    _taps_gemm(WtT, dYg, shifts, dXg.reshape(C, -1), g.qend - g.lead, ok)
+    if (g.Hg, g.Wg) != (H, Wd):
+        dXg = dXg[:, :, :H, :Wd].copy()
+    return from_cnhw(dXg), dW
+
+
 # ------------------------------------- channels-first im2col (stride > 1): one GEMM
 def _cf_cols(x, ctx, out):
     xp = get_array_module(x)
@@ -449,7 +628,7 @@ def _bwd_direct(dy, ctx, need_dx, need_dW=True):
     return xp.ascontiguousarray(dxpad[:, :, ph:Hp - ph, pw:Wp - pw]), dW
 
 
-_FORWARD = {"cf1x1": _fwd_cf1x1, "cfshift": _fwd_cfshift, "cfim2col": _fwd_cfim2col, "im2col": _fwd_im2col,
+_FORWARD = {"cf1x1": _fwd_cf1x1, "cftaps": _fwd_cftaps, "cfshift": _fwd_cfshift, "cfim2col": _fwd_cfim2col, "im2col": _fwd_im2col,
             "direct": _fwd_direct}
-_BACKWARD = {"cf1x1": _bwd_cf1x1, "cfshift": _bwd_cfshift, "cfim2col": _bwd_cfim2col, "im2col": _bwd_im2col,
+_BACKWARD = {"cf1x1": _bwd_cf1x1, "cftaps": _bwd_cftaps, "cfshift": _bwd_cfshift, "cfim2col": _bwd_cfim2col, "im2col": _bwd_im2col,
              "direct": _bwd_direct}

@@ -6,7 +6,7 @@ import math
 from .. import init
 from ..backend import Shape
 from ..core import Layer, register
-from ..functional.conv import IMPLS, conv2d_backward, conv2d_forward
+from ..functional.conv import IMPLS, METHODS, conv2d_backward, conv2d_forward
 from ..functional.im2col import conv_output_size, pair
 
 __all__ = ["Conv2d"]
@@ -67,8 +67,8 @@ class Conv2d(Layer):
         if not isinstance(groups, int) or groups < 1 or out_channels % groups:
             raise ValueError(f"Conv2d: groups must be a positive int dividing out_channels={out_channels}, "
                              f"got {groups!r}")
-        if impl not in IMPLS:
-            raise ValueError(f"Conv2d: impl must be one of {IMPLS}, got {impl!r}")
+        if impl not in IMPLS + METHODS:
+            raise ValueError(f"Conv2d: impl must be one of {IMPLS + METHODS}, got {impl!r}")
         self.groups, self.use_bias, self.impl = groups, bool(bias), impl
 
     def _build(self, shape: Shape) -> None:

@@ -26,6 +26,19 @@ def test_conv2d_gradcheck(impl, xs, o, k, s, p, d, g, rng):
     gradcheck(conv, rng.standard_normal(xs))
 
 
+@pytest.mark.parametrize("xs,o,k,p,d", [((2, 3, 5, 5), 4, 3, 1, 1), ((2, 4, 7, 7), 4, 3, 2, 2),
+                                         ((1, 2, 5, 4), 3, (2, 3), (1, 0), 1), ((1, 2, 3, 3), 2, 3, 0, 1)])
+def test_conv2d_taps_gradcheck(xs, o, k, p, d, rng):
+    """One GEMM per kernel tap on shifted views (stride 1), through BLAS and through xp.matmul."""
+    from layerwise.functional import blas
+    for use_blas in (True, False):
+        old = blas.set_enabled(use_blas)
+        try:
+            gradcheck(Conv2d(o, k, 1, p, d, impl="cftaps"), rng.standard_normal(xs))
+        finally:
+            blas.set_enabled(old)
+
+
 def test_conv2d_no_bias_gradcheck_and_param_names(rng):
     conv = Conv2d(3, 3, padding=1, bias=False)
     gradcheck(conv, rng.standard_normal((1, 2, 4, 4)))

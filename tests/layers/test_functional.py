@@ -87,8 +87,7 @@ def naive_conv(x, W, b, s, p, d, g):
     return y
 
 
-@pytest.mark.parametrize("impl", ["gemm", "im2col", "direct"])
-@pytest.mark.parametrize("xs,ws,s,p,d,g", [
+CONV_CASES = [
     ((2, 4, 6, 5), (6, 4, 3, 3), (1, 1), (1, 1), (1, 1), 1),   # flat shifted path, cols GEMM
     ((2, 9, 6, 5), (3, 9, 3, 3), (1, 1), (1, 1), (1, 1), 1),   # flat shifted path, few outputs: shifted sums
     ((2, 3, 11, 6), (4, 3, 5, 3), (1, 1), (0, 2), (2, 1), 1),  # flat shifted, dilated, asymmetric
@@ -101,7 +100,28 @@ def naive_conv(x, W, b, s, p, d, g):
     ((2, 3, 9, 9), (4, 3, 7, 7), (2, 3), (3, 2), (1, 1), 1),   # 7x7 stem-like, uneven strides
     ((2, 4, 7, 6), (6, 2, 3, 2), (2, 1), (1, 0), (1, 2), 2),   # im2col path, groups
     ((1, 3, 7, 7), (3, 1, 3, 3), (1, 1), (2, 2), (2, 2), 3),   # depthwise, dilated
-])
+    ((3, 9, 7, 6), (5, 9, 3, 3), (1, 1), (1, 1), (1, 1), 1),   # 9 channels: one GEMM per tap (cftaps)
+    ((2, 8, 12, 12), (5, 8, 5, 5), (1, 1), (0, 0), (1, 1), 1),  # valid 5x5: the input itself is the grid
+]
+
+
+def _fitting(cases):
+    """(impl, case) for every impl that can run the case: "gemm", "im2col", "direct" always, and
+    each channels-first method by name where its geometry allows (it raises otherwise)."""
+    from layerwise.functional.conv import METHODS, conv2d_method
+    out = []
+    for case in cases:
+        xs, ws, s, p, d, g = case
+        for impl in ("gemm", "im2col", "direct") + METHODS:
+            try:
+                conv2d_method(xs, ws, s, p, d, g, impl)
+            except ValueError:
+                continue
+            out.append((impl, *case))
+    return out
+
+
+@pytest.mark.parametrize("impl,xs,ws,s,p,d,g", _fitting(CONV_CASES))
 def test_conv2d_forward_matches_naive_and_backward_is_its_adjoint(impl, xs, ws, s, p, d, g, rng):
     x, W, b = rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(ws[0])
     y, ctx = conv2d_forward(x, W, b, s, p, d, g, impl=impl)
@@ -129,11 +149,50 @@ def test_conv2d_forward_matches_naive_and_backward_is_its_adjoint(impl, xs, ws, 
 
 def test_conv2d_method_choice():
     from layerwise.functional.conv import conv2d_method
-    assert conv2d_method((64, 16, 32, 32), (16, 16, 3, 3), 1, 1) == "cfshift"      # ResNet
-    assert conv2d_method((256, 20, 12, 12), (50, 20, 5, 5)) == "cfim2col"         # LeNet conv2: 2.25x border
+    assert conv2d_method((64, 16, 32, 32), (16, 16, 3, 3), 1, 1) == "cftaps"       # ResNet
+    assert conv2d_method((64, 3, 32, 32), (16, 3, 3, 3), 1, 1) == "cfshift"        # 3 input channels: stacked taps
+    assert conv2d_method((256, 1, 28, 28), (20, 1, 5, 5)) == "cfshift"             # LeNet conv1
+    assert conv2d_method((2, 3, 12, 12), (50, 3, 5, 5)) == "cfim2col"             # few channels, 2.25x border
     assert conv2d_method((64, 16, 32, 32), (32, 16, 3, 3), 2, 1) == "cfim2col"   # stride 2
     assert conv2d_method((64, 16, 32, 32), (32, 16, 1, 1)) == "cf1x1"
     assert conv2d_method((64, 16, 32, 32), (32, 4, 3, 3), 1, 1, 1, 4) == "im2col"  # groups
+
+
+def test_conv2d_named_method_must_fit_the_geometry():
+    with pytest.raises(ValueError, match="cftaps needs stride 1"):
+        conv2d_forward(np.zeros((1, 3, 5, 5)), np.zeros((4, 3, 3, 3)), stride=2, impl="cftaps")
+    with pytest.raises(ValueError, match="cf1x1 needs a 1x1 kernel"):
+        conv2d_forward(np.zeros((1, 3, 5, 5)), np.zeros((4, 3, 3, 3)), impl="cf1x1")
+    with pytest.raises(ValueError, match="groups=3"):
+        conv2d_forward(np.zeros((1, 3, 5, 5)), np.zeros((3, 1, 3, 3)), groups=3, impl="cfim2col")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("xs,ws,p,d", [((3, 9, 7, 6), (5, 9, 3, 3), (1, 1), (1, 1)),
+                                       ((2, 8, 11, 9), (4, 8, 5, 3), (0, 2), (2, 1)),
+                                       ((2, 8, 6, 6), (3, 8, 1, 1), (1, 1), (1, 1))])
+def test_conv2d_taps_blas_route_threads_and_xp_route_agree(monkeypatch, dtype, xs, ws, p, d, rng):
+    """cftaps through BLAS (one thread, and columns split over three threads) and through
+    xp.matmul (the CuPy / no-BLAS route) give the reference's numbers."""
+    from layerwise.functional import blas
+    x, W, b = (rng.standard_normal(s).astype(dtype) for s in (xs, ws, ws[:1]))
+    y0, c0 = conv2d_forward(x, W, b, 1, p, d, impl="direct")
+    dy = rng.standard_normal(y0.shape).astype(dtype)
+    ref = (y0, *conv2d_backward(dy, c0))
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
+    monkeypatch.setattr(blas, "MIN_PART", 16)
+    routes = [(True, 1), (True, 3), (False, 1)] if blas.available() else [(False, 1)]
+    for use_blas, threads in routes:
+        old_en, old_n = blas.set_enabled(use_blas), blas.set_num_threads(threads)
+        try:
+            y, ctx = conv2d_forward(x, W, b, 1, p, d, impl="cftaps")
+            got = (y, *conv2d_backward(dy, ctx))
+        finally:
+            blas.set_enabled(old_en)
+            blas.set_num_threads(old_n)
+        for r, a in zip(ref, got):
+            assert a.dtype == dtype
+            np.testing.assert_allclose(a, r, **tol)
 
 
 def test_conv2d_gemm_returns_a_channels_first_view_and_needs_no_transposes_between_layers(rng):
