@@ -113,6 +113,7 @@ def layerwise_step(net, x, y, mode: str):
         net.eval()
         return lambda: net.forward(x)
     net.train()
+    net.propagate_down = (False,)   # as the Trainer does (and as PyTorch, whose input needs no grad)
     crit = lw.SoftmaxCrossEntropyLoss()
     opt = lw.SGD(net.named_params(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-4)
 

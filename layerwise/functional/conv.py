@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backend import Array, get_array_module
-from . import blas
+from . import blas, cf_kernels
 from .im2col import IntPair, col2im, conv_output_size, im2col, pad2d, pair
 from .layout import from_cnhw, to_cnhw
 
@@ -58,6 +58,7 @@ METHODS = ("cf1x1", "cftaps", "cfshift", "cfim2col")   # the channels-first path
 # below this many input channels a stride-1 convolution stacks its taps (cfshift/cfim2col)
 # instead of running one GEMM of depth C per tap (cftaps)
 TAPS_MIN_CHANNELS = 8
+TAPS_MAX_WASTE = 1.5   # most grid columns per output the taps may compute (else cfim2col)
 # cols larger than this (bytes) are rebuilt in the backward instead of being kept from the forward
 KEEP_COLS_BYTES = 64 << 20
 
@@ -120,17 +121,15 @@ def conv2d_method(x_shape, w_shape, stride: IntPair = 1, padding: IntPair = 0, d
         return "im2col"
     if (kh, kw) == (1, 1) and pd == (0, 0):
         return "cf1x1"
-    if st == (1, 1):
-        if x_shape[1] >= TAPS_MIN_CHANNELS:
+    if st == (1, 1) and x_shape[1] >= TAPS_MIN_CHANNELS:
+        # the taps compute every column of their grid; where the border is a large share of it
+        # (a 5x5 kernel on 12x12 maps: 2.25x the outputs), im2col's columns are cheaper
+        g = tap_grid(x_shape, w_shape, pd, pair(dilation))
+        Ho, Wo = x_shape[2] + 2 * pd[0] - g.dh * (kh - 1), x_shape[3] + 2 * pd[1] - g.dw * (kw - 1)
+        if g.Hg * g.Wg <= TAPS_MAX_WASTE * Ho * Wo:
             return "cftaps"
-        # few input channels: one GEMM over kh*kw*C stacked columns beats kh*kw GEMMs of depth C.
-        # The flat shifted form computes every column of the padded grid; where the border is
-        # a large share of it (a 5x5 kernel on 12x12 maps: 2.25x), im2col's columns are cheaper
-        dh, dw = pair(dilation)
-        H, W = x_shape[2:]
-        Ho, Wo = H + 2 * pd[0] - dh * (kh - 1), W + 2 * pd[1] - dw * (kw - 1)
-        if (H + 2 * pd[0]) * (W + 2 * pd[1]) <= 1.5 * Ho * Wo:
-            return "cfshift"
+    # few input channels (one GEMM over kh*kw*C stacked columns beats kh*kw GEMMs of depth C),
+    # a large border, or stride > 1
     return "cfim2col"
 
 
@@ -364,6 +363,8 @@ class TapGrid:
 
     Hg: int
     Wg: int
+    dh: int
+    dw: int
     lead: int
     offsets: tuple[int, ...]
     Lout: int          # output columns computed
@@ -382,7 +383,7 @@ def tap_grid(x_shape, w_shape, padding, dilation) -> TapGrid:
     lead = ph * Wg + pw
     Lout = (N - 1) * Sg + (Ho - 1) * Wg + Wo
     qend = lead + (N - 1) * Sg + (H - 1) * Wg + Wd
-    return TapGrid(Hg, Wg, lead, offsets, Lout, max(lead + N * Sg, Lout + offsets[-1]), qend)
+    return TapGrid(Hg, Wg, dh, dw, lead, offsets, Lout, max(lead + N * Sg, Lout + offsets[-1]), qend)
 
 
 def _tap_input(x, g: TapGrid):
@@ -506,13 +507,10 @@ def _cf_cols(x, ctx, out):
     xp = get_array_module(x)
     N, C, H, Wd = ctx.x_shape
     _, _, kh, kw = ctx.W.shape
-    (sh, sw), (ph, pw), (dh, dw) = ctx.stride, ctx.padding, ctx.dilation
     Ho, Wo = out
-    Xp = _padded_cnhw(x, ph, pw)                                               # (C, N, Hp, Wp)
+    Xp = _padded_cnhw(x, *ctx.padding)                                         # (C, N, Hp, Wp)
     cols = xp.empty((C, kh, kw, N, Ho, Wo), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, i, j] = Xp[:, :, i * dh:i * dh + sh * (Ho - 1) + 1:sh, j * dw:j * dw + sw * (Wo - 1) + 1:sw]
+    cf_kernels.im2col(xp.ascontiguousarray(Xp), cols, (kh, kw), ctx.stride, ctx.dilation)
     return cols.reshape(C * kh * kw, N * Ho * Wo)                              # (C*kh*kw, M)
 
 
@@ -533,7 +531,7 @@ def _bwd_cfim2col(dy, ctx, need_dx, need_dW):
     W = ctx.W
     N, C, H, Wd = ctx.x_shape
     O, _, kh, kw = W.shape
-    (sh, sw), (ph, pw), (dh, dw) = ctx.stride, ctx.padding, ctx.dilation
+    ph, pw = ctx.padding
     Ho, Wo = dy.shape[2:]
     dY = to_cnhw(dy).reshape(O, N * Ho * Wo)
     dW = None
@@ -543,10 +541,10 @@ def _bwd_cfim2col(dy, ctx, need_dx, need_dW):
     if not need_dx:
         return None, dW
     dcols = (W.reshape(O, -1).T @ dY).reshape(C, kh, kw, N, Ho, Wo)            # K^T dY
-    dXp = xp.zeros((C, N, H + 2 * ph + sh, Wd + 2 * pw + sw), dtype=dy.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            dXp[:, :, i * dh:i * dh + sh * (Ho - 1) + 1:sh, j * dw:j * dw + sw * (Wo - 1) + 1:sw] += dcols[:, i, j]
+    dXp = xp.zeros((C, N, H + 2 * ph, Wd + 2 * pw), dtype=dy.dtype)    # every window lies inside
+    cf_kernels.col2im(dcols, dXp, (kh, kw), ctx.stride, ctx.dilation)
+    if (ph, pw) == (0, 0):
+        return from_cnhw(dXp), dW
     return from_cnhw(dXp[:, :, ph:ph + H, pw:pw + Wd].copy()), dW
 
 

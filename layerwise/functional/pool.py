@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 
 from ..backend import Array, get_array_module
+from . import cf_kernels
 from .im2col import IntPair, _padded_extent, conv_output_size, pad2d, pair
 from .layout import from_cnhw, is_cnhw, to_cnhw
 
@@ -71,25 +72,17 @@ def max_pool2d_forward(x: Array, kernel_size: IntPair, stride: IntPair | None = 
     """Max over each window. Padding is -inf (never selected).
 
     Returns:
-        ``(y, arg)``: y (N, C, Ho, Wo) and arg (N, C, Ho, Wo) int8/int16, the kernel offset
-        ``i*kw + j`` of the (first) maximum, which the backward routes the error to.
+        ``(y, arg)``: y (N, C, Ho, Wo) and arg (N, C, Ho, Wo) int8/int32, the kernel offset
+        ``i*kw + j`` of the (first) maximum, which the backward routes the error to. Ties keep
+        the first offset; a NaN wins and propagates (both as in PyTorch).
     """
     xp = get_array_module(x)
     k, s, p, out = pool_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
-    H, W = x.shape[2:]
-    Hp, Wp = _padded_extent(H, p[0], out[0], k[0], s[0], 1), _padded_extent(W, p[1], out[1], k[1], s[1], 1)
-    xpad = pad2d(x, p[0], p[1], Hp, Wp, -xp.inf)
-    y = arg = None
-    for i, j, rs, cs in _windows(k, s, out):
-        v = xpad[:, :, rs, cs]
-        if y is None:
-            y = v.copy()
-            arg = xp.zeros(y.shape, dtype=xp.int8 if k[0] * k[1] < 128 else xp.int32)
-        else:
-            # strict: ties keep the first offset; a NaN wins and propagates (both as in PyTorch)
-            better = (v > y) | xp.isnan(v)
-            y = xp.where(better, v, y)
-            arg[better] = i * k[1] + j
+    A, B, H, W = x.shape
+    xc = x if x.flags.c_contiguous else xp.ascontiguousarray(x)
+    y = xp.empty((A, B) + out, dtype=x.dtype)
+    arg = xp.empty((A, B) + out, dtype=xp.int8 if k[0] * k[1] < 128 else xp.int32)
+    cf_kernels.maxpool_forward(xc.reshape(A * B, H, W), y.reshape(A * B, *out), arg.reshape(A * B, *out), k, s, p)
     return y, arg
 
 
@@ -98,15 +91,14 @@ def max_pool2d_backward(dy: Array, arg: Array, x_shape, kernel_size: IntPair, st
                         padding: IntPair = 0) -> Array:
     """Route each ``dy`` element to the input position of its window's maximum (adds on overlap)."""
     xp = get_array_module(dy)
-    N, C, H, W = x_shape
+    A, B, H, W = x_shape
     k, s, p, _ = pool_geometry(x_shape, kernel_size, stride, padding)
     out = dy.shape[2:]
-    Hp, Wp = _padded_extent(H, p[0], out[0], k[0], s[0], 1), _padded_extent(W, p[1], out[1], k[1], s[1], 1)
-    dxpad = xp.zeros((N, C, Hp, Wp), dtype=dy.dtype)
-    zero = xp.zeros((), dtype=dy.dtype)
-    for i, j, rs, cs in _windows(k, s, out):
-        dxpad[:, :, rs, cs] += xp.where(arg == i * k[1] + j, dy, zero)
-    return xp.ascontiguousarray(dxpad[:, :, p[0]:p[0] + H, p[1]:p[1] + W])
+    dyc = dy if dy.flags.c_contiguous else xp.ascontiguousarray(dy)
+    argc = arg if arg.flags.c_contiguous else xp.ascontiguousarray(arg)
+    dx = xp.empty((A, B, H, W), dtype=dy.dtype)
+    cf_kernels.maxpool_backward(dyc.reshape(A * B, *out), argc.reshape(A * B, *out), dx.reshape(A * B, H, W), k, s, p)
+    return dx
 
 
 def avg_pool_divisor(x_shape, k, s, p, out, count_include_pad: bool, xp, dtype) -> Array:

@@ -150,10 +150,11 @@ def test_conv2d_forward_matches_naive_and_backward_is_its_adjoint(impl, xs, ws, 
 def test_conv2d_method_choice():
     from layerwise.functional.conv import conv2d_method
     assert conv2d_method((64, 16, 32, 32), (16, 16, 3, 3), 1, 1) == "cftaps"       # ResNet
-    assert conv2d_method((64, 3, 32, 32), (16, 3, 3, 3), 1, 1) == "cfshift"        # 3 input channels: stacked taps
-    assert conv2d_method((256, 1, 28, 28), (20, 1, 5, 5)) == "cfshift"             # LeNet conv1
-    assert conv2d_method((2, 3, 12, 12), (50, 3, 5, 5)) == "cfim2col"             # few channels, 2.25x border
-    assert conv2d_method((64, 16, 32, 32), (32, 16, 3, 3), 2, 1) == "cfim2col"   # stride 2
+    assert conv2d_method((64, 64, 8, 8), (64, 64, 3, 3), 1, 1) == "cftaps"         # 9x9 grid for 8x8 outputs
+    assert conv2d_method((64, 3, 32, 32), (16, 3, 3, 3), 1, 1) == "cfim2col"       # 3 input channels: stacked taps
+    assert conv2d_method((256, 1, 28, 28), (20, 1, 5, 5)) == "cfim2col"            # LeNet conv1
+    assert conv2d_method((256, 20, 12, 12), (50, 20, 5, 5)) == "cfim2col"          # LeNet conv2: 2.25x border
+    assert conv2d_method((64, 16, 32, 32), (32, 16, 3, 3), 2, 1) == "cfim2col"    # stride 2
     assert conv2d_method((64, 16, 32, 32), (32, 16, 1, 1)) == "cf1x1"
     assert conv2d_method((64, 16, 32, 32), (32, 4, 3, 3), 1, 1, 1, 4) == "im2col"  # groups
 
@@ -238,3 +239,52 @@ def test_max_pool_on_channels_first_input_equals_nchw(rng, k, s, p):
     dyc = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
     np.testing.assert_array_equal(max_pool2d_backward(dyc, argc, x.shape, k, s, p),
                                   max_pool2d_backward(dy, arg, x.shape, k, s, p))
+
+
+@pytest.mark.parametrize("k,s,d", [((3, 3), (1, 1), (1, 1)), ((5, 5), (1, 1), (1, 1)), ((3, 2), (2, 3), (2, 1))])
+def test_cf_im2col_and_col2im_kernels_match_strided_copies(backend, rng, k, s, d):
+    """The one-pass kernels (NumPy reference and Numba) against a loop of strided copies/adds."""
+    from layerwise.functional import cf_kernels
+    C, N, Hp, Wp = 3, 2, 11, 10
+    Ho, Wo = (Hp - d[0] * (k[0] - 1) - 1) // s[0] + 1, (Wp - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    for dt in (np.float64, np.float32):
+        Xp = rng.standard_normal((C, N, Hp, Wp)).astype(dt)
+        cols = cf_kernels.im2col(Xp, np.empty((C, *k, N, Ho, Wo), dt), k, s, d)
+        dXp = cf_kernels.col2im(cols, np.ones((C, N, Hp, Wp), dt), k, s, d)
+        want = np.ones((C, N, Hp, Wp), dt)
+        for i in range(k[0]):
+            for j in range(k[1]):
+                rs = slice(i * d[0], i * d[0] + s[0] * (Ho - 1) + 1, s[0])
+                cs = slice(j * d[1], j * d[1] + s[1] * (Wo - 1) + 1, s[1])
+                np.testing.assert_array_equal(cols[:, i, j], Xp[:, :, rs, cs])
+                want[:, :, rs, cs] += Xp[:, :, rs, cs]
+        np.testing.assert_allclose(dXp, want, rtol=1e-6 if dt == np.float32 else 1e-14)
+
+
+@pytest.mark.parametrize("k,s,p,ceil", [(2, 2, 0, False), (3, 2, 1, False), (3, 1, 1, False), (2, 2, 0, True),
+                                        (3, 2, 1, True), ((2, 3), (1, 2), (1, 1), False)])
+def test_max_pool_kernels_ties_nan_and_windows_past_the_input(backend, rng, k, s, p, ceil):
+    """Both kernel backends against the window maxima of naive im2col: ties keep the first
+    offset, a NaN wins, -inf inputs; the backward adds dy at the arg-max of each window."""
+    from layerwise.functional import max_pool2d_backward, max_pool2d_forward
+    from layerwise.functional.im2col import conv_output_size, pair
+    x = rng.integers(-2, 3, size=(2, 3, 7, 8)).astype(np.float32)     # many ties
+    x[0, 0, 1, 1] = np.nan
+    x[1, 2, :3, :3] = -np.inf
+    kk, ss, pp = pair(k), pair(s), pair(p)
+    out = tuple(conv_output_size(n, kk[a], ss[a], pp[a], 1, ceil) for a, n in enumerate((7, 8)))
+    cols = naive_im2col(x.astype(np.float64), kk, ss, pp, (1, 1), out, -np.inf)     # (N, C, kh, kw, Ho, Wo)
+    flat = cols.reshape(2, 3, kk[0] * kk[1], *out)
+    y, arg = max_pool2d_forward(x, k, s, p, ceil)
+    isnan = np.isnan(flat)
+    want_arg = np.where(isnan.any(axis=2), (kk[0] * kk[1] - 1) - np.argmax(isnan[:, :, ::-1], axis=2),
+                        np.argmax(np.nan_to_num(flat, nan=0.0) == np.nanmax(flat, axis=2, keepdims=True), axis=2))
+    np.testing.assert_array_equal(arg, want_arg)
+    np.testing.assert_array_equal(y, np.take_along_axis(flat, want_arg[:, :, None], axis=2)[:, :, 0])
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = max_pool2d_backward(dy, arg, x.shape, k, s, p)
+    want = np.zeros((2, 3, 7 + 2 * pp[0] + kk[0], 8 + 2 * pp[1] + kk[1]))
+    for n, c, h, w in np.ndindex(*y.shape):
+        i, j = divmod(int(arg[n, c, h, w]), kk[1])
+        want[n, c, h * ss[0] + i, w * ss[1] + j] += dy[n, c, h, w]
+    np.testing.assert_allclose(dx, want[:, :, pp[0]:pp[0] + 7, pp[1]:pp[1] + 8], rtol=1e-5, atol=1e-6)   # float32 sums

@@ -22,7 +22,7 @@ def distinct(rng, shape):
 
 
 @pytest.mark.parametrize("xs,k,s,p,ceil", GRID)
-def test_maxpool_gradcheck(xs, k, s, p, ceil, rng):
+def test_maxpool_gradcheck(xs, k, s, p, ceil, rng, backend):
     gradcheck(MaxPool2d(k, s, p, ceil), distinct(rng, xs), eps=1e-4)
 
 

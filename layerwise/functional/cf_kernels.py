@@ -1,0 +1,258 @@
+"""Gather/scatter kernels over image planes: channels-first im2col and col2im, max pooling.
+
+Each is one pass over memory with short inner loops (a window row, an output row), which
+NumPy can only do as kh*kw strided copies whose rows are a few elements long: the per-row
+overhead then dominates (LeNet's 5x5 col2im of 8-wide rows took 18 ms in NumPy). Every kernel
+exists as NumPy/CuPy code (the reference, always available) and as a Numba kernel used on
+NumPy arrays when numba imports and ``cnhw`` is on its Numba backend (``cnhw.set_backend``,
+``LAYERWISE_NO_NUMBA=1``); the tests run both.
+
+    im2col(Xp, cols, k, s, d)          cols[c, i, j, n, h, w] = Xp[c, n, h*sh + i*dh, w*sw + j*dw]
+    col2im(dcols, dXp, k, s, d)        dXp[c, n, h*sh + i*dh, w*sw + j*dw] += dcols[c, i, j, n, h, w]
+    maxpool_forward(x, k, s, p)        y, arg over (B, H, W) planes; windows read -inf outside x
+    maxpool_backward(dy, arg, H, W, k, s, p)   dx (B, H, W): dy routed to each window's arg-max
+
+``arg`` is the window offset ``i*kw + j`` of the first maximum (a NaN wins and propagates,
+as in PyTorch); offsets in the padding are never selected unless the window holds nothing
+larger than -inf, and then the gradient goes nowhere, like the padding it points at.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..backend import Array, get_array_module
+from . import cnhw
+
+Pair = tuple[int, int]
+
+
+# ----------------------------------------------------------------------- NumPy
+def _np_im2col(Xp, cols, k, s, d):
+    (kh, kw), (sh, sw), (dh, dw) = k, s, d
+    Ho, Wo = cols.shape[4:]
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = Xp[:, :, i * dh:i * dh + sh * (Ho - 1) + 1:sh, j * dw:j * dw + sw * (Wo - 1) + 1:sw]
+
+
+def _np_col2im(dcols, dXp, k, s, d):
+    (kh, kw), (sh, sw), (dh, dw) = k, s, d
+    Ho, Wo = dcols.shape[4:]
+    for i in range(kh):
+        for j in range(kw):
+            dXp[:, :, i * dh:i * dh + sh * (Ho - 1) + 1:sh, j * dw:j * dw + sw * (Wo - 1) + 1:sw] += dcols[:, i, j]
+
+
+def _np_maxpool_forward(x, y, arg, k, s, p):
+    xp = get_array_module(x)
+    (kh, kw), (sh, sw), (ph, pw) = k, s, p
+    B, H, W = x.shape
+    Ho, Wo = y.shape[1:]
+    Hp, Wp = max(H + 2 * ph, (Ho - 1) * sh + kh), max(W + 2 * pw, (Wo - 1) * sw + kw)
+    if (ph, pw) == (0, 0) and (Hp, Wp) == (H, W):
+        xpad = x
+    else:
+        xpad = xp.full((B, Hp, Wp), -xp.inf, dtype=x.dtype)
+        xpad[:, ph:ph + H, pw:pw + W] = x
+    y[...] = xpad[:, :sh * (Ho - 1) + 1:sh, :sw * (Wo - 1) + 1:sw]
+    arg[...] = 0
+    for i in range(kh):
+        for j in range(kw):
+            if i == 0 and j == 0:
+                continue
+            v = xpad[:, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw]
+            better = (v > y) | xp.isnan(v)     # strict: ties keep the first offset; NaN wins
+            xp.copyto(y, v, where=better)
+            xp.copyto(arg, xp.asarray(i * kw + j, dtype=arg.dtype), where=better)
+
+
+def _np_maxpool_backward(dy, arg, dx, k, s, p):
+    xp = get_array_module(dy)
+    (kh, kw), (sh, sw), (ph, pw) = k, s, p
+    B, H, W = dx.shape
+    Ho, Wo = dy.shape[1:]
+    Hp, Wp = max(H + 2 * ph, (Ho - 1) * sh + kh), max(W + 2 * pw, (Wo - 1) * sw + kw)
+    dxpad = xp.zeros((B, Hp, Wp), dtype=dy.dtype)
+    zero = xp.zeros((), dtype=dy.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            dxpad[:, i:i + sh * (Ho - 1) + 1:sh, j:j + sw * (Wo - 1) + 1:sw] += xp.where(arg == i * kw + j, dy, zero)
+    dx[...] = dxpad[:, ph:ph + H, pw:pw + W]
+
+
+# ----------------------------------------------------------------------- Numba
+_kernels: dict = {}
+
+
+def _compile():
+    if _kernels:
+        return _kernels
+    nb = cnhw._nb
+    njit, prange = nb.njit, nb.prange
+    nb.set_num_threads(min(cnhw._THREADS[0], nb.config.NUMBA_NUM_THREADS))
+
+    @njit(parallel=True, cache=True)
+    def im2col(Xp, cols, kh, kw, sh, sw, dh, dw):          # Xp (C, N, Hp, Wp) -> cols (C, kh, kw, N, Ho, Wo)
+        C, N = Xp.shape[0], Xp.shape[1]
+        Ho, Wo = cols.shape[4], cols.shape[5]
+        for c in prange(C):
+            for i in range(kh):
+                for j in range(kw):
+                    for n in range(N):
+                        for h in range(Ho):
+                            r = h * sh + i * dh
+                            for w in range(Wo):
+                                cols[c, i, j, n, h, w] = Xp[c, n, r, w * sw + j * dw]
+
+    @njit(parallel=True, cache=True)
+    def col2im(dcols, dXp, kh, kw, sh, sw, dh, dw):        # dXp (C, N, Hp, Wp) += ...
+        C, N = dXp.shape[0], dXp.shape[1]
+        Ho, Wo = dcols.shape[4], dcols.shape[5]
+        for c in prange(C):
+            for n in range(N):
+                for i in range(kh):
+                    for h in range(Ho):
+                        r = h * sh + i * dh
+                        for j in range(kw):
+                            for w in range(Wo):
+                                dXp[c, n, r, w * sw + j * dw] += dcols[c, i, j, n, h, w]
+
+    _kernels.update(im2col=im2col, col2im=col2im)
+    return _kernels
+
+
+_pool_kernels: dict = {}
+
+
+def _pool_kernel(kind: str, kh: int, kw: int):
+    """A max-pooling kernel for one window size: kh and kw are compile-time constants (a
+    loop over a window of runtime size ran 5x slower: LLVM could not unroll it)."""
+    key = (kind, kh, kw)
+    if key in _pool_kernels:
+        return _pool_kernels[key]
+    _compile()
+    nb = cnhw._nb
+    njit, prange = nb.njit, nb.prange
+
+    if kind == "fwd_inside":     # every window lies inside x: no bounds to check
+        @njit(parallel=True, cache=True)
+        def kern(x, y, arg, sh, sw, ph, pw):
+            B = x.shape[0]
+            Ho, Wo = y.shape[1], y.shape[2]
+            for b in prange(B):
+                for h in range(Ho):
+                    for w in range(Wo):
+                        r0, q0 = h * sh, w * sw
+                        best = x[b, r0, q0]
+                        a = 0
+                        for i in range(kh):
+                            for j in range(kw):
+                                v = x[b, r0 + i, q0 + j]
+                                if v > best or v != v:       # strict: ties keep the first; NaN wins
+                                    best = v
+                                    a = i * kw + j
+                        y[b, h, w] = best
+                        arg[b, h, w] = a
+    elif kind == "fwd":          # windows may reach past x (padding, ceil mode): those read -inf
+        @njit(parallel=True, cache=True)
+        def kern(x, y, arg, sh, sw, ph, pw):
+            B, H, W = x.shape
+            Ho, Wo = y.shape[1], y.shape[2]
+            for b in prange(B):
+                for h in range(Ho):
+                    for w in range(Wo):
+                        best = -np.inf
+                        a = 0
+                        for i in range(kh):
+                            r = h * sh + i - ph
+                            for j in range(kw):
+                                q = w * sw + j - pw
+                                v = -np.inf
+                                if r >= 0 and r < H and q >= 0 and q < W:
+                                    v = x[b, r, q]
+                                if (i == 0 and j == 0) or v > best or v != v:
+                                    best = v
+                                    a = i * kw + j
+                        y[b, h, w] = best
+                        arg[b, h, w] = a
+    elif kind == "bwd_tiled":    # the windows tile dx exactly: each dx element is written once
+        @njit(parallel=True, cache=True)
+        def kern(dy, arg, dx, sh, sw, ph, pw):
+            B = dx.shape[0]
+            Ho, Wo = dy.shape[1], dy.shape[2]
+            for b in prange(B):
+                for h in range(Ho):
+                    for i in range(kh):
+                        r = h * kh + i
+                        for w in range(Wo):
+                            a = arg[b, h, w]
+                            g = dy[b, h, w]
+                            for j in range(kw):
+                                dx[b, r, w * kw + j] = g if a == i * kw + j else 0
+    else:                        # general: zero dx, then add each dy at its arg-max
+        @njit(parallel=True, cache=True)
+        def kern(dy, arg, dx, sh, sw, ph, pw):
+            B, H, W = dx.shape
+            Ho, Wo = dy.shape[1], dy.shape[2]
+            for b in prange(B):
+                for r in range(H):
+                    for q in range(W):
+                        dx[b, r, q] = 0
+                for h in range(Ho):
+                    for w in range(Wo):
+                        a = arg[b, h, w]
+                        r = h * sh + a // kw - ph
+                        q = w * sw + a % kw - pw
+                        if r >= 0 and r < H and q >= 0 and q < W:
+                            dx[b, r, q] += dy[b, h, w]
+    _pool_kernels[key] = kern
+    return kern
+
+
+def _numba(*arrays: Array) -> bool:
+    return cnhw._use_numba(*arrays) and all(a.flags.c_contiguous for a in arrays)
+
+
+# ---------------------------------------------------------------- public API
+def im2col(Xp: Array, cols: Array, k: Pair, s: Pair, d: Pair) -> Array:
+    """Fill ``cols (C, kh, kw, N, Ho, Wo)`` from the padded channels-first ``Xp (C, N, Hp, Wp)``."""
+    if _numba(Xp, cols):
+        _compile()["im2col"](Xp, cols, k[0], k[1], s[0], s[1], d[0], d[1])
+    else:
+        _np_im2col(Xp, cols, k, s, d)
+    return cols
+
+
+def col2im(dcols: Array, dXp: Array, k: Pair, s: Pair, d: Pair) -> Array:
+    """Add ``dcols (C, kh, kw, N, Ho, Wo)`` into ``dXp (C, N, Hp, Wp)`` at the positions im2col read."""
+    if _numba(dcols, dXp):
+        _compile()["col2im"](dcols, dXp, k[0], k[1], s[0], s[1], d[0], d[1])
+    else:
+        _np_col2im(dcols, dXp, k, s, d)
+    return dXp
+
+
+def maxpool_forward(x: Array, y: Array, arg: Array, k: Pair, s: Pair, p: Pair) -> None:
+    """Max pooling of the planes ``x (B, H, W)`` into ``y``, ``arg (B, Ho, Wo)`` (windows past the
+    input, padding or ceil mode, read -inf)."""
+    if _numba(x, y, arg):
+        H, W = x.shape[1:]
+        Ho, Wo = y.shape[1:]
+        inside = p == (0, 0) and (Ho - 1) * s[0] + k[0] <= H and (Wo - 1) * s[1] + k[1] <= W
+        _pool_kernel("fwd_inside" if inside else "fwd", *k)(x, y, arg, s[0], s[1], p[0], p[1])
+    else:
+        _np_maxpool_forward(x, y, arg, k, s, p)
+
+
+def maxpool_backward(dy: Array, arg: Array, dx: Array, k: Pair, s: Pair, p: Pair) -> None:
+    """``dx (B, H, W)`` = each ``dy`` routed to its window's arg-max (added where windows overlap)."""
+    if _numba(dy, arg, dx):
+        B, H, W = dx.shape
+        Ho, Wo = dy.shape[1:]
+        tiled = k == s and p == (0, 0) and (Ho * k[0], Wo * k[1]) == (H, W)
+        _pool_kernel("bwd_tiled" if tiled else "bwd", *k)(dy, arg, dx, s[0], s[1], p[0], p[1])
+    else:
+        _np_maxpool_backward(dy, arg, dx, k, s, p)
+
+
+__all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward"]
