@@ -17,13 +17,13 @@ from typing import Any
 
 from ..backend import Array, get_array_module
 from . import bn_act, cnhw
-from .layout import from_cnhw, to_cnhw
+from .layout import from_cnhw
 
 
 @dataclass
 class BNCFCtx:
-    X: Array             # (C, M) input rows
-    R: Array | None      # (C, M) residual rows
+    X: Array             # (C, N, H, W) input maps (a view: maybe strided)
+    R: Array | None      # (C, N, H, W) residual maps
     mean: Array          # (C,) float64 statistics used
     invstd: Array        # (C,) float64
     s64: Array           # (C,) float64 scale
@@ -35,19 +35,28 @@ class BNCFCtx:
     shape: tuple
 
 
+def _maps(a: Array) -> Array:
+    """(N, C, H, W) -> its (C, N, H, W) view: contiguous when ``a`` is laid out channels-first,
+    else a strided view (the kernels read any strides; nothing is copied)."""
+    return a.transpose(1, 0, 2, 3)
+
+
 def bn_cf_forward(x: Array, weight: Array | None, bias: Array | None, running: tuple[Array, Array], eps: float,
                   training: bool, r: Array | None = None, relu: bool = False, keep: bool = True,
-                  update: Callable[[Array, Array, int], Any] | None = None) -> tuple[Array, BNCFCtx | None]:
-    """``y = act(BN(x) [+ r])`` with batch statistics (training) or ``running`` (mean, var)."""
+                  update: Callable[[Array, Array, int], Any] | None = None,
+                  out: Array | None = None) -> tuple[Array, BNCFCtx | None]:
+    """``y = act(BN(x) [+ r])`` with batch statistics (training) or ``running`` (mean, var).
+
+    ``out``: an (N, C, H, W) array (or view, e.g. the interior of the next convolution's grid)
+    to write y into; by default a new channels-first array. Returns ``(y, ctx)``."""
     xp = get_array_module(x)
-    X = to_cnhw(x)
-    C = X.shape[0]
-    Xm = X.reshape(C, -1)                                                       # (C, M)
-    M = Xm.shape[1]
-    R = None if r is None else to_cnhw(r).reshape(C, M)
+    X = _maps(x)
+    C, N, H, W = X.shape
+    M = N * H * W
+    R = None if r is None else _maps(r)
     if training:
         mean, var = xp.empty(C), xp.empty(C)
-        cnhw.row_stats(Xm, mean, var)
+        cnhw.row_stats(X, mean, var)
         if update is not None:
             update(mean, var, M)
     else:
@@ -56,21 +65,24 @@ def bn_cf_forward(x: Array, weight: Array | None, bias: Array | None, running: t
     s64 = invstd if weight is None else weight.astype(xp.float64) * invstd
     t64 = -mean * s64 if bias is None else bias.astype(xp.float64) - mean * s64
     s, t = s64.astype(x.dtype), t64.astype(x.dtype)
-    Y = xp.empty((C, M), dtype=x.dtype)
-    bn_act.forward(Xm, s, t, R, relu, Y)
-    ctx = BNCFCtx(Xm, R, mean, invstd, s64, s, t, training, relu, weight is not None, X.shape) if keep else None
-    return from_cnhw(Y.reshape(X.shape)), ctx
+    Y = xp.empty((C, N, H, W), dtype=x.dtype) if out is None else _maps(out)
+    bn_act.forward(X, s, t, R, relu, Y)
+    ctx = BNCFCtx(X, R, mean, invstd, s64, s, t, training, relu, weight is not None, X.shape) if keep else None
+    return from_cnhw(Y), ctx
 
 
 def bn_cf_backward(dy: Array, ctx: BNCFCtx, need_dx: bool = True, need_dr: bool = True,
-                   need_params: bool = True):
+                   need_params: bool = True, out: Array | None = None):
     """``(dx, dr, dweight, dbias)``: dr None without a residual; dweight/dbias in dy's dtype
-    (None when not affine or not needed); dx None when not needed."""
+    (None when not affine or not needed); dx None when not needed, else written into ``out``
+    (an (N, C, H, W) array or view, e.g. the interior of the convolution's gradient grid) when
+    given."""
     xp = get_array_module(dy)
-    C, M = ctx.X.shape
-    dY = to_cnhw(dy).reshape(C, M)
+    C, N, H, W = ctx.X.shape
+    M = N * H * W
+    dY = _maps(dy)
     r1, r2 = xp.empty(C), xp.empty(C)
-    dR = xp.empty((C, M), dtype=dy.dtype) if (ctx.R is not None and need_dr) else None
+    dR = xp.empty((C, N, H, W), dtype=dy.dtype) if (ctx.R is not None and need_dr) else None
     bn_act.backward_sums(dY, ctx.X, ctx.s, ctx.t, ctx.R, ctx.relu, r1, r2, dR)
     dbias = r1
     dweight = ctx.invstd * (r2 - ctx.mean * r1)
@@ -80,10 +92,10 @@ def bn_cf_backward(dy: Array, ctx: BNCFCtx, need_dx: bool = True, need_dr: bool 
         if ctx.training:
             a64 = -ctx.s64 * ctx.invstd * dweight / M
             alpha, beta = a64.astype(dy.dtype), (-ctx.s64 * dbias / M - a64 * ctx.mean).astype(dy.dtype)
-        dX = xp.empty((C, M), dtype=dy.dtype)
+        dX = xp.empty((C, N, H, W), dtype=dy.dtype) if out is None else _maps(out)
         bn_act.backward_apply(dY, ctx.X, ctx.s, ctx.t, ctx.R, ctx.relu, alpha, beta, dX)
-        dx = from_cnhw(dX.reshape(ctx.shape))
-    dr = None if dR is None else from_cnhw(dR.reshape(ctx.shape))
+        dx = from_cnhw(dX)
+    dr = None if dR is None else from_cnhw(dR)
     if not (ctx.affine and need_params):
         return dx, dr, None, None
     return dx, dr, dweight.astype(dy.dtype), dbias.astype(dy.dtype)

@@ -145,7 +145,7 @@ def _method_unfit(method: str, kh: int, kw: int, stride, padding, groups: int) -
 
 def conv2d_forward(x: Array, W: Array, b: Array | None = None, stride: IntPair = 1, padding: IntPair = 0,
                    dilation: IntPair = 1, groups: int = 1, *, impl: str = "gemm",
-                   need_ctx: bool = True) -> tuple[Array, ConvCtx | None]:
+                   need_ctx: bool = True, crop: bool = True) -> tuple[Array, ConvCtx | None]:
     """Convolve ``x (N, C, H, W)`` with ``W (O, C/groups, kh, kw)`` and add ``b (O,)``.
 
     Args:
@@ -154,6 +154,8 @@ def conv2d_forward(x: Array, W: Array, b: Array | None = None, stride: IntPair =
         groups: channel groups (``groups == C`` is a depthwise convolution).
         impl: ``"gemm"`` (channels-first fast paths), ``"im2col"`` or ``"direct"``.
         need_ctx: False at inference: nothing is saved and ``ctx`` is None.
+        crop: False lets ``cftaps`` return y as a strided view of the grid it computed y on
+            (no copy; the batch-norm kernels read it in place); other methods ignore it.
 
     Returns:
         ``(y, ctx)``: y of shape (N, O, Ho, Wo) (with ``impl="gemm"`` the NCHW view of a
@@ -164,22 +166,38 @@ def conv2d_forward(x: Array, W: Array, b: Array | None = None, stride: IntPair =
     method = conv2d_method(x.shape, W.shape, st, pd, dl, groups, impl)
     ctx = ConvCtx(W, tuple(x.shape), st, pd, dl, groups, b is not None, method)
     ctx.saved["keep"] = need_ctx
+    ctx.saved["crop"] = crop
     y = _FORWARD[method](x, W, ctx, (Ho, Wo))
     if b is not None:
-        if method.startswith("cf"):
-            y.transpose(1, 0, 2, 3).reshape(O, -1)[...] += b.reshape(O, 1)   # y is a view of (O, N*Ho*Wo)
+        Y = y.transpose(1, 0, 2, 3)
+        if Y.flags.c_contiguous:
+            Y.reshape(O, -1)[...] += b.reshape(O, 1)                           # y is a view of (O, N*Ho*Wo)
         else:
             y += b.reshape(1, O, 1, 1)
     return y, (ctx if need_ctx else None)
 
 
-def conv2d_backward(dy: Array, ctx: ConvCtx, need_dx: bool = True,
-                    need_dW: bool = True) -> tuple[Array | None, Array | None, Array | None]:
+def conv2d_grad_buffer(ctx: ConvCtx) -> tuple[Array | None, Array | None]:
+    """``(buffer, view)``: where a layer computing this convolution's ``dy`` may write it so the
+    backward reads it without a copy (``cftaps``: the zero-gapped grid the backward's GEMMs
+    read; ``view`` is its (N, O, Ho, Wo) interior); ``(None, None)`` for the other methods.
+    Pass the buffer to ``conv2d_backward(..., dy_grid=buffer)`` once ``view`` is filled."""
+    if ctx.method != "cftaps":
+        return None, None
+    return _tap_dy_grid(ctx, ctx.W.dtype)
+
+
+def conv2d_backward(dy: Array | None, ctx: ConvCtx, need_dx: bool = True, need_dW: bool = True, *,
+                    dy_grid: Array | None = None,
+                    crop: bool = True) -> tuple[Array | None, Array | None, Array | None]:
     """Gradients of a convolution from ``dy (N, O, Ho, Wo)`` and the forward's ``ctx``.
 
     Args:
         need_dx: compute the input gradient (False: Caffe's ``propagate_down = false``).
         need_dW: compute the weight gradient (False: a frozen weight).
+        dy_grid: the buffer of ``conv2d_grad_buffer(ctx)`` with dy written into its view
+            (then ``dy`` may be None).
+        crop: False lets ``cftaps`` return dx as a strided view of its grid (no copy).
 
     Returns:
         ``(dx, dW, db)``: dx (N, C, H, W) (None when not needed), dW like W (None when not
@@ -188,11 +206,16 @@ def conv2d_backward(dy: Array, ctx: ConvCtx, need_dx: bool = True,
     """
     if not (need_dx or need_dW):
         return None, None, None
+    if dy_grid is not None:
+        ctx.saved["dy_grid"] = dy_grid
+        dy = _tap_dy_view(dy_grid, ctx)
+    ctx.saved["crop_dx"] = crop
     dx, dW = _BACKWARD[ctx.method](dy, ctx, need_dx, need_dW)
     db = None
     if ctx.has_bias and need_dW:
-        if ctx.method.startswith("cf"):
-            db = to_cnhw(dy).reshape(dy.shape[1], -1).sum(axis=1)
+        Y = dy.transpose(1, 0, 2, 3)
+        if Y.flags.c_contiguous:
+            db = Y.reshape(dy.shape[1], -1).sum(axis=1)
         else:
             db = dy.sum(axis=(0, 2, 3))
     return dx, dW, db
@@ -465,8 +488,37 @@ def _fwd_cftaps(x, W, ctx, out):
     if ctx.saved["keep"]:
         ctx.saved["Xg"] = Xg
     if (g.Hg, g.Wg) != (Ho, Wo):
-        Yg = Yg[:, :, :Ho, :Wo].copy()
+        Yg = Yg[:, :, :Ho, :Wo]
+        if ctx.saved["crop"]:
+            Yg = Yg.copy()
     return from_cnhw(Yg)
+
+
+def _tap_dy_grid(ctx, dtype):
+    """``dYg (O, om + Ng)``: zeros except where dy goes (``_tap_dy_view``), which is left unset."""
+    xp = get_array_module(ctx.W)
+    N = ctx.x_shape[0]
+    O = ctx.W.shape[0]
+    g = tap_grid(ctx.x_shape, ctx.W.shape, ctx.padding, ctx.dilation)
+    om, Sg = g.offsets[-1], g.Hg * g.Wg
+    Ho, Wo = conv2d_output_shape(ctx.x_shape, ctx.W.shape, ctx.stride, ctx.padding, ctx.dilation)[2:]
+    dYg = xp.empty((O, om + g.Ng), dtype=dtype)
+    dYg[:, :om] = 0
+    dYg[:, om + N * Sg:] = 0
+    V = dYg[:, om:om + N * Sg].reshape(O, N, g.Hg, g.Wg)
+    V[:, :, :Ho, Wo:] = 0
+    V[:, :, Ho:] = 0
+    return dYg, _tap_dy_view(dYg, ctx)
+
+
+def _tap_dy_view(dYg, ctx):
+    """The (N, O, Ho, Wo) view of dy inside ``dYg``."""
+    N = ctx.x_shape[0]
+    O = ctx.W.shape[0]
+    g = tap_grid(ctx.x_shape, ctx.W.shape, ctx.padding, ctx.dilation)
+    om, Sg = g.offsets[-1], g.Hg * g.Wg
+    Ho, Wo = conv2d_output_shape(ctx.x_shape, ctx.W.shape, ctx.stride, ctx.padding, ctx.dilation)[2:]
+    return from_cnhw(dYg[:, om:om + N * Sg].reshape(O, N, g.Hg, g.Wg)[:, :, :Ho, :Wo])
 
 
 def _bwd_cftaps(dy, ctx, need_dx, need_dW):
@@ -474,18 +526,14 @@ def _bwd_cftaps(dy, ctx, need_dx, need_dW):
     Xg, W = ctx.saved["Xg"], ctx.W
     N, C, H, Wd = ctx.x_shape
     O, _, kh, kw = W.shape
-    Ho, Wo = dy.shape[2:]
     g = tap_grid(ctx.x_shape, W.shape, ctx.padding, ctx.dilation)
-    om, Sg = g.offsets[-1], g.Hg * g.Wg
+    om = g.offsets[-1]
     ok = _blas_ok(dy, W, Xg)
     # dy on the output grid, preceded by om zeros (the gather below reads up to om columns back)
-    dYg = xp.empty((O, om + g.Ng), dtype=dy.dtype)
-    dYg[:, :om] = 0
-    dYg[:, om + N * Sg:] = 0
-    V = dYg[:, om:om + N * Sg].reshape(O, N, g.Hg, g.Wg)
-    V[:, :, :Ho, Wo:] = 0
-    V[:, :, Ho:] = 0
-    V[:, :, :Ho, :Wo] = dy.transpose(1, 0, 2, 3)
+    dYg = ctx.saved.pop("dy_grid", None)
+    if dYg is None:
+        dYg, view = _tap_dy_grid(ctx, dy.dtype)
+        view[...] = dy
     dW = None
     if need_dW:   # dW_t = sum_p dy[:, p] Xg[:, p + off_t]^T
         dWt = _taps_corr(dYg[:, om:], Xg, g.offsets, g.Lout, ok)                     # (T, O, C)
@@ -498,7 +546,9 @@ def _bwd_cftaps(dy, ctx, need_dx, need_dW):
     shifts = [om + g.lead - off for off in g.offsets]
     _taps_gemm(WtT, dYg, shifts, dXg.reshape(C, -1), g.qend - g.lead, ok)
     if (g.Hg, g.Wg) != (H, Wd):
-        dXg = dXg[:, :, :H, :Wd].copy()
+        dXg = dXg[:, :, :H, :Wd]
+        if ctx.saved.get("crop_dx", True):
+            dXg = dXg.copy()
     return from_cnhw(dXg), dW
 
 

@@ -71,18 +71,31 @@ class _BatchNorm(FloatInputs, Layer):
             raise self.error(f"training needs more than one value per channel, got input shape "
                              f"{tuple(x.shape)}; use a batch of 2 or more, or eval() mode")
 
-    def forward_cf(self, x, r=None, relu: bool = False):
-        """``act(self(x) [+ r])`` on channels-first rows; ``(y, ctx)`` for ``backward_cf``. The
-        fused layers (BN + ReLU, BN + add + ReLU) call this, so they share the layer's math."""
+    def forward_cf(self, x, r=None, relu: bool = False, out=None):
+        """``act(self(x) [+ r])`` on channels-first maps (x may be a strided view); ``(y, ctx)``
+        for ``backward_cf``; ``out``: an (N, C, H, W) array or view to write y into. The fused
+        layers (BN + ReLU, BN + add + ReLU, conv + BN ...) call this, so they share the layer's math."""
         self._check_batch(x)
         w, b = self._params_data()
         return bn_cf_forward(x, w, b, (self.buffer("running_mean"), self.buffer("running_var")), self.eps,
-                             self.training, r, relu, keep=self.cache_enabled, update=self.update_running)
+                             self.training, r, relu, keep=self.cache_enabled, update=self.update_running, out=out)
 
-    def backward_cf(self, dy, ctx, need_dx: bool = True, need_dr: bool = True):
-        """The backward of ``forward_cf``: adds the param grads, returns ``(dx, dr)``."""
+    def folded_scale_shift(self):
+        """float64 ``(s, t)`` with ``self(x) = s * x + t`` per channel in eval mode (running statistics)."""
+        xp = get_array_module(self.buffer("running_var"))
+        s = 1.0 / xp.sqrt(self.buffer("running_var").astype(xp.float64) + self.eps)
+        if self.affine:
+            s = s * self.weight.data.astype(xp.float64)
+        t = -self.buffer("running_mean").astype(xp.float64) * s
+        if self.affine:
+            t = t + self.bias.data.astype(xp.float64)
+        return s, t
+
+    def backward_cf(self, dy, ctx, need_dx: bool = True, need_dr: bool = True, out=None):
+        """The backward of ``forward_cf``: adds the param grads, returns ``(dx, dr)``; dx is
+        written into ``out`` (an (N, C, H, W) array or view) when given."""
         need_params = self.affine and (self.weight.needs_grad or self.bias.needs_grad)
-        dx, dr, dw, db = bn_cf_backward(dy, ctx, need_dx, need_dr, need_params)
+        dx, dr, dw, db = bn_cf_backward(dy, ctx, need_dx, need_dr, need_params, out=out)
         if dw is not None:
             if self.weight.needs_grad:
                 self.weight.grad += dw

@@ -6,7 +6,7 @@ import math
 from .. import init
 from ..backend import Shape
 from ..core import Layer, register
-from ..functional.conv import IMPLS, METHODS, conv2d_backward, conv2d_forward
+from ..functional.conv import IMPLS, METHODS, conv2d_backward, conv2d_forward, conv2d_grad_buffer
 from ..functional.im2col import conv_output_size, pair
 
 __all__ = ["Conv2d"]
@@ -102,17 +102,33 @@ class Conv2d(Layer):
         return (N, self.out_channels, Ho, Wo)
 
     def _forward(self, x):
-        b = self.bias.data if self.bias is not None else None
-        y, ctx = conv2d_forward(x, self.weight.data, b, self.stride, self.padding, self.dilation, self.groups,
-                                impl=self.impl, need_ctx=self.cache_enabled)
+        y, ctx = self.forward_cf(x)
         self.save(ctx=ctx)
         return y
 
     def _backward(self, dy):
+        return self.backward_cf(dy, self.cache["ctx"], need_dx=self.needs_input_grad(0))
+
+    # The fused layers (``layers.fused``) call these, so they run the layer's own math.
+    def forward_cf(self, x, crop: bool = True, weight=None, bias=None):
+        """``(y, ctx)`` of the convolution (ctx None when nothing is cached); ``crop=False``
+        may return y as a strided view of the grid it was computed on; ``weight``/``bias``
+        replace the params (batch norm folded in at inference)."""
+        W = self.weight.data if weight is None else weight
+        b = bias if bias is not None or weight is not None else (self.bias.data if self.bias is not None else None)
+        return conv2d_forward(x, W, b, self.stride, self.padding, self.dilation, self.groups, impl=self.impl,
+                              need_ctx=self.cache_enabled, crop=crop)
+
+    def grad_buffer(self, ctx):
+        """``(buffer, view)`` to write dy into for ``backward_cf(..., dy_grid=buffer)``, or (None, None)."""
+        return conv2d_grad_buffer(ctx)
+
+    def backward_cf(self, dy, ctx, need_dx: bool = True, dy_grid=None, crop: bool = True):
+        """The backward of ``forward_cf``: adds the param grads, returns dx (None when not needed)."""
         need_dW = self.weight.needs_grad
         need_db = self.bias is not None and self.bias.needs_grad
-        dx, dW, db = conv2d_backward(dy, self.cache["ctx"], need_dx=self.needs_input_grad(0),
-                                     need_dW=need_dW or need_db)
+        dx, dW, db = conv2d_backward(dy, ctx, need_dx=need_dx, need_dW=need_dW or need_db, dy_grid=dy_grid,
+                                     crop=crop)
         if need_dW:
             self.weight.grad += dW
         if need_db:

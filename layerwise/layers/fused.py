@@ -2,6 +2,8 @@
 
 * ``BatchNormReLU``     BatchNorm2d -> ReLU                    y = max(BN(x), 0)
 * ``BatchNormAddReLU``  BatchNorm2d -> Eltwise(sum) -> ReLU     y = max(BN(x) + r, 0)   (ResNet)
+* ``ConvBatchNorm``     Conv2d -> BatchNorm2d [-> ReLU | -> Eltwise(sum) -> ReLU]
+                        y = act(BN(conv(x)) [+ r])              (ResNet, VGG: every conv)
 
 Each reads and updates the params and running statistics of the BatchNorm2d it replaces
 (``BatchNorm2d.forward_cf`` / ``backward_cf``: the same code the layer runs alone), so a
@@ -11,13 +13,16 @@ the backward recomputes the ReLU's mask from the kept input (``functional.bn_act
 """
 from __future__ import annotations
 
-from ..backend import Shape
+from ..backend import Shape, get_array_module
 from ..core.fusion import FusedLayer, Match, chain, register_rule
+from ..functional import bn_act
+from ..functional.layout import from_cnhw
 from .activations import ReLU
 from .batchnorm import BatchNorm2d
+from .conv import Conv2d
 from .eltwise import Eltwise
 
-__all__ = ["BatchNormReLU", "BatchNormAddReLU"]
+__all__ = ["BatchNormReLU", "BatchNormAddReLU", "ConvBatchNorm"]
 
 
 class BatchNormReLU(FusedLayer):
@@ -88,6 +93,82 @@ class BatchNormAddReLU(FusedLayer):
                                    need_dr=self.needs_input_grad(1))
 
 
+class ConvBatchNorm(FusedLayer):
+    """Conv2d, then BatchNorm2d, then optionally ReLU, or the sum with a residual ``r`` and ReLU.
+
+    Forward (training, or eval with gradients): z = conv(x); y = act(BN(z) [+ r]), BN reading
+        z where the convolution computed it (no copy).
+    Forward (inference): y = act(conv(x; s*W, s*b + t) [+ r]), BN folded into the weights.
+    Backward: dz = BN's backward of dy (written into the convolution's gradient grid);
+        dx, dW, db = the convolution's backward of dz; dr = dy through the ReLU.
+
+    Shapes: x (N, C, H, W) [, r (N, O, Ho, Wo)] -> y (N, O, Ho, Wo) (channels-first in memory).
+    Caches: the convolution's ctx and BatchNorm2d's channels-first ctx.
+
+    Example:
+        >>> import numpy as np
+        >>> from layerwise import BatchNorm2d, Conv2d, ReLU
+        >>> f = ConvBatchNorm(Conv2d(4, 3, padding=1), BatchNorm2d(), ReLU())
+        >>> f.forward(np.ones((2, 3, 5, 5), np.float32)).shape
+        (2, 4, 5, 5)
+    """
+
+    def __init__(self, conv: Conv2d, bn: BatchNorm2d, relu: ReLU | None = None, add: Eltwise | None = None, *,
+                 name: str | None = None) -> None:
+        if add is not None and relu is None:
+            raise ValueError("ConvBatchNorm: a residual sum is fused only together with the ReLU after it")
+        parts = (conv, bn) + ((add,) if add is not None else ()) + ((relu,) if relu is not None else ())
+        super().__init__(*parts, name=name)
+        self.conv, self.bn = conv, bn
+        self.relu = relu is not None
+        self.residual = add is not None
+        self.num_inputs = 2 if self.residual else 1
+
+    def _output_shape(self, shape: Shape, r_shape: Shape | None = None) -> Shape:
+        out = self.bn.setup(self.conv.setup(shape))
+        if self.residual and tuple(r_shape or ()) != tuple(out):
+            raise self.error(f"the residual has shape {tuple(r_shape or ())}, the BatchNorm output {tuple(out)}; "
+                             "they must be equal to be summed")
+        return out
+
+    def _forward(self, x, r=None):
+        if not self.cache_enabled and not self.training:
+            return self._folded(x, r)
+        z, cctx = self.conv.forward_cf(x, crop=False)
+        y, bctx = self.bn.forward_cf(z, r=r, relu=self.relu)
+        self.save(conv=cctx, bn=bctx)
+        return y
+
+    def _folded(self, x, r):
+        """Inference: BN folded into the convolution's weight and bias (float64, then x's dtype)."""
+        xp = get_array_module(x)
+        s, t = self.bn.folded_scale_shift()
+        W = self.conv.weight.data
+        Wf = (W.astype(xp.float64) * s.reshape(-1, 1, 1, 1)).astype(W.dtype)
+        if self.conv.bias is not None:
+            t = t + s * self.conv.bias.data.astype(xp.float64)
+        z, _ = self.conv.forward_cf(x, crop=False, weight=Wf)
+        Z = z.transpose(1, 0, 2, 3)                                             # (O, N, Ho, Wo), maybe strided
+        Y = xp.empty(Z.shape, dtype=z.dtype)
+        ones = xp.ones(Z.shape[0], dtype=z.dtype)
+        bn_act.forward(Z, ones, t.astype(z.dtype), None if r is None else r.transpose(1, 0, 2, 3), self.relu, Y)
+        return from_cnhw(Y)
+
+    def _backward(self, dy):
+        cctx, bctx = self.cache["conv"], self.cache["bn"]
+        need_dx = self.needs_input_grad(0)
+        need_dr = self.residual and self.needs_input_grad(1)
+        dx = dr = None
+        if need_dx or self.conv.needs_param_grads():
+            buf, view = self.conv.grad_buffer(cctx)
+            dz, dr = self.bn.backward_cf(dy, bctx, need_dx=True, need_dr=need_dr, out=view)
+            dx = self.conv.backward_cf(None if buf is not None else dz, cctx, need_dx=need_dx, dy_grid=buf,
+                                       crop=False)
+        else:
+            _, dr = self.bn.backward_cf(dy, bctx, need_dx=False, need_dr=need_dr)
+        return (dx, dr) if self.residual else dx
+
+
 def _plain_relu(layer) -> bool:
     return type(layer) is ReLU and layer.negative_slope == 0
 
@@ -100,8 +181,7 @@ def _bn_add_relu(nodes, i, consumers, outs):
     if not chain(nodes, i, (BatchNorm2d, Eltwise, ReLU), consumers, outs):
         return None
     bn, add, relu = (n.layer for n in nodes[i:i + 3])
-    if not (_bn2d(bn) and _plain_relu(relu) and add.op == "sum" and len(nodes[i + 1].inputs) == 2
-            and (add.coeffs is None or all(c == 1.0 for c in add.coeffs))):
+    if not (_bn2d(bn) and _plain_relu(relu) and _plain_sum(nodes[i + 1])):
         return None
     return Match(BatchNormAddReLU(bn, add, relu), 3)
 
@@ -115,5 +195,27 @@ def _bn_relu(nodes, i, consumers, outs):
     return Match(BatchNormReLU(bn, relu), 2)
 
 
+def _conv_bn(nodes, i, consumers, outs):
+    """conv + bn + add + relu, conv + bn + relu, or conv + bn (the longest that matches)."""
+    if not chain(nodes, i, (Conv2d, BatchNorm2d), consumers, outs):
+        return None
+    conv, bn = nodes[i].layer, nodes[i + 1].layer
+    if type(conv) is not Conv2d or not _bn2d(bn):
+        return None
+    tail = nodes[i + 2:i + 4]
+    if (chain(nodes, i, (Conv2d, BatchNorm2d, Eltwise, ReLU), consumers, outs) and _plain_relu(tail[1].layer)
+            and _plain_sum(nodes[i + 2])):
+        return Match(ConvBatchNorm(conv, bn, tail[1].layer, tail[0].layer), 4)
+    if chain(nodes, i, (Conv2d, BatchNorm2d, ReLU), consumers, outs) and _plain_relu(tail[0].layer):
+        return Match(ConvBatchNorm(conv, bn, tail[0].layer), 3)
+    return Match(ConvBatchNorm(conv, bn), 2)
+
+
+def _plain_sum(node) -> bool:
+    add = node.layer
+    return add.op == "sum" and len(node.inputs) == 2 and (add.coeffs is None or all(c == 1.0 for c in add.coeffs))
+
+
+register_rule("conv+batchnorm", _conv_bn)
 register_rule("batchnorm+add+relu", _bn_add_relu)
 register_rule("batchnorm+relu", _bn_relu)

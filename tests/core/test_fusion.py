@@ -7,54 +7,105 @@ from layerwise.core import Net, NetHook
 from layerwise.functional import bn_act, cnhw
 from layerwise.testing import gradcheck
 
-def _block(fuse):
+def _block(fuse, c=4, pre=False):
+    """A ResNet basic block (conv-bn-relu-conv-bn-add-relu), or with ``pre`` batch norms that
+    do not follow a conv (bn-relu-conv-sum-bn-add-relu-conv), which fuse without the convs."""
     net = Net(inputs="x", fuse=fuse)
-    net.add(lw.Conv2d(4, 3, padding=1, bias=False), "x", "c1", name="conv1")
+    if pre:
+        net.add(lw.BatchNorm2d(), "x", "b1", name="bn1")
+        net.add(lw.ReLU(), "b1", "r1", name="relu1")
+        net.add(lw.Conv2d(c, 3, padding=1, bias=False), "r1", "c1", name="conv1")
+        net.add(lw.Eltwise("sum"), ["c1", "x"], "s1", name="sum1")
+        net.add(lw.BatchNorm2d(), "s1", "b2", name="bn2")
+        net.add(lw.Eltwise("sum"), ["b2", "x"], "add", name="add")
+        net.add(lw.ReLU(), "add", "r2", name="relu")
+        net.add(lw.Conv2d(c, 3, padding=1), "r2", "out", name="conv2")
+        return net
+    net.add(lw.Conv2d(c, 3, padding=1, bias=False), "x", "c1", name="conv1")
     net.add(lw.BatchNorm2d(), "c1", "b1", name="bn1")
     net.add(lw.ReLU(), "b1", "r1", name="relu1")
-    net.add(lw.Conv2d(4, 3, padding=1, bias=False), "r1", "c2", name="conv2")
+    net.add(lw.Conv2d(c, 3, padding=1), "r1", "c2", name="conv2")
     net.add(lw.BatchNorm2d(), "c2", "b2", name="bn2")
     net.add(lw.Eltwise("sum"), ["b2", "x"], "add", name="add")
     net.add(lw.ReLU(), "add", "out", name="relu")
     return net
 
 
+_STEPS = {False: (["conv1+bn1+relu1", "conv2+bn2+add+relu"], ["ConvBatchNorm", "ConvBatchNorm"]),
+          True: (["bn1+relu1", "conv1", "sum1", "bn2+add+relu", "conv2"], ["BatchNormReLU", "BatchNormAddReLU"])}
+
+
 def _perturb(net, rng):
     for name, p in net.named_params().items():
         if p.data.ndim == 1:
             p.data[...] = (1.0 if name.endswith("weight") else 0.0) + 0.3 * rng.standard_normal(p.shape)
+    for name, b in net.named_buffers().items():
+        if name.endswith("running_mean"):
+            b[...] = 0.2 * rng.standard_normal(b.shape)
+        elif name.endswith("running_var"):
+            b[...] = 0.5 + rng.uniform(0, 1, b.shape)
 
 
-@pytest.mark.parametrize("mode", ["train", "eval_grad"])
+@pytest.mark.parametrize("c,pre", [(4, False), (8, False), (8, True)])   # 4 channels: cfim2col convs; 8: cftaps
+@pytest.mark.parametrize("mode", ["train", "eval_grad", "eval"])
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-12), (np.float32, 3e-5)])
-def test_fused_resnet_block_equals_unfused(rng, backend, mode, dtype, rtol):
-    x = rng.standard_normal((3, 4, 5, 6)).astype(dtype)
-    dy = rng.standard_normal((3, 4, 5, 6)).astype(dtype)
-    ref, fused = _block(False), _block(True)
+def test_fused_resnet_block_equals_unfused(rng, backend, mode, dtype, rtol, c, pre):
+    x = rng.standard_normal((3, c, 5, 6)).astype(dtype)
+    dy = rng.standard_normal((3, c, 5, 6)).astype(dtype)
+    ref, fused = _block(False, c, pre), _block(True, c, pre)
     for n in (ref, fused):
         n.setup(x.shape, dtype=dtype)
     _perturb(ref, rng)
     fused.load_state_dict(ref.state_dict())
     res = {}
     for key, net in (("ref", ref), ("fused", fused)):
-        net.train() if mode == "train" else net.eval(grad=True)
+        {"train": net.train, "eval_grad": lambda: net.eval(grad=True), "eval": net.eval}[mode]()
         outs = []
         for _ in range(2):     # the second pass sees the running statistics the first one moved
             net.zero_grad()
             y = net.forward(x).copy()
-            dx = net.backward(dy).copy()
+            dx = net.backward(dy).copy() if mode != "eval" else None
             outs.append((y, dx, {k: p.grad.copy() for k, p in net.named_params().items()}))
         res[key] = outs, {k: np.array(b, np.float64) for k, b in net.named_buffers().items()}
-    assert [s.name for s in fused.steps] == ["conv1", "bn1+relu1", "conv2", "bn2+add+relu"]
-    assert [type(s.layer).__name__ for s in fused.steps if s.fused] == ["BatchNormReLU", "BatchNormAddReLU"]
+    names, kinds = _STEPS[pre]
+    assert [s.name for s in fused.steps] == names
+    assert [type(s.layer).__name__ for s in fused.steps if s.fused] == kinds
     assert all(not s.fused for s in ref.steps)
+    assert list(fused.state_dict()) == list(ref.state_dict())
     for (y0, dx0, g0), (y1, dx1, g1) in zip(res["ref"][0], res["fused"][0]):
         np.testing.assert_allclose(y1, y0, rtol=rtol, atol=rtol)
+        if mode == "eval":
+            continue
         np.testing.assert_allclose(dx1, dx0, rtol=rtol, atol=rtol * 10)
         for k in g0:
             np.testing.assert_allclose(g1[k], g0[k], rtol=rtol * 10, atol=rtol * 10, err_msg=k)
     for k, b in res["ref"][1].items():
         np.testing.assert_allclose(res["fused"][1][k], b, rtol=rtol, atol=rtol, err_msg=k)
+
+
+@pytest.mark.parametrize("use_blas", [True, False])
+@pytest.mark.parametrize("c,stride,tail", [(8, 1, "relu"), (8, 1, "add"), (3, 1, "relu"), (8, 2, None)])
+def test_conv_batchnorm_gradcheck(rng, backend, use_blas, c, stride, tail):
+    """float64 gradcheck through ConvBatchNorm: training, and eval with gradients; the taps
+    route (8 channels) through BLAS and through xp.matmul, cfim2col (3 channels, stride 2)."""
+    from layerwise.functional import blas
+    old = blas.set_enabled(use_blas)
+    try:
+        conv, bn = lw.Conv2d(4, 3, stride, padding=1), lw.BatchNorm2d()
+        xs = (2, c, 5, 4)
+        out = bn.setup(conv.setup(xs, dtype=np.float64), dtype=np.float64)
+        f = lw.ConvBatchNorm(conv, bn, None if tail is None else lw.ReLU(),
+                             lw.Eltwise("sum") if tail == "add" else None)
+        bn.weight.data[...] = [0.7, -1.3, 1.1, 0.4]
+        inputs = [rng.standard_normal(xs)] + ([rng.standard_normal(out)] if tail == "add" else [])
+        report = gradcheck(f, *inputs)
+        assert len(report.entries) == len(inputs) + 4        # inputs, conv weight and bias, bn weight and bias
+        bn.buffer("running_var")[...] = [0.5, 2.0, 1.5, 0.8]
+        bn.buffer("running_mean")[...] = [0.1, -0.2, 0.3, 0.0]
+        f.eval(grad=True)
+        gradcheck(f, *inputs)
+    finally:
+        blas.set_enabled(old)
 
 
 def test_fused_layers_gradcheck(rng, backend):
@@ -119,9 +170,9 @@ def test_propagate_down_first_conv_skips_dx_and_frozen_params_get_no_grad(rng, m
     calls = []
     real = fconv.conv2d_backward
 
-    def spy(dy, ctx, need_dx=True, need_dW=True):
+    def spy(dy, ctx, need_dx=True, need_dW=True, **kw):
         calls.append((need_dx, need_dW))
-        return real(dy, ctx, need_dx, need_dW)
+        return real(dy, ctx, need_dx, need_dW, **kw)
 
     monkeypatch.setattr("layerwise.layers.conv.conv2d_backward", spy)
     net = lw.Sequential(lw.Conv2d(3, 3, padding=1), lw.ReLU(), lw.Conv2d(2, 3, padding=1))
