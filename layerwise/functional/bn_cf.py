@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..backend import Array, get_array_module
-from . import bn_act, cnhw
+from . import bn_act
 from .layout import from_cnhw
 
 
@@ -56,7 +56,7 @@ def bn_cf_forward(x: Array, weight: Array | None, bias: Array | None, running: t
     R = None if r is None else _maps(r)
     if training:
         mean, var = xp.empty(C), xp.empty(C)
-        cnhw.row_stats(X, mean, var)
+        bn_act.stats(X, mean, var)
         if update is not None:
             update(mean, var, M)
     else:
