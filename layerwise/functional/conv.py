@@ -410,20 +410,70 @@ def tap_grid(x_shape, w_shape, padding, dilation) -> TapGrid:
 
 
 def _tap_input(x, g: TapGrid):
-    """``Xg (C, Ng)``: x on the grid (x's own channels-first memory when the grid is x's shape)."""
+    """``Xg (C, Ng)``: x on the grid. No copy when x is already laid out so: x's own
+    channels-first memory when the grid is x's shape, or the buffer of ``input_grid`` that
+    x is the interior of (a layer before wrote its output there; its gaps are checked to be
+    zero, so nothing else can be mistaken for one)."""
     xp = get_array_module(x)
     N, C, H, Wd = x.shape
     Sg = g.Hg * g.Wg
     if g.lead == 0 and (g.Hg, g.Wg) == (H, Wd) and g.Ng == N * Sg:
         return to_cnhw(x).reshape(C, g.Ng)
-    Xg = xp.empty((C, g.Ng), dtype=x.dtype)
+    Xg = _grid_of(x, g)
+    if Xg is not None:
+        return Xg
+    Xg, view = _new_grid(xp, x.shape, g, x.dtype)
+    view[...] = x
+    return Xg
+
+
+def _new_grid(xp, x_shape, g: TapGrid, dtype):
+    """A ``(C, Ng)`` grid with zero gaps, and the (N, C, H, W) view of its interior (unset)."""
+    N, C, H, Wd = x_shape
+    Sg = g.Hg * g.Wg
+    Xg = xp.empty((C, g.Ng), dtype=dtype)
     Xg[:, :g.lead] = 0
     Xg[:, g.lead + N * Sg:] = 0
     V = Xg[:, g.lead:g.lead + N * Sg].reshape(C, N, g.Hg, g.Wg)
     V[:, :, :H, Wd:] = 0
     V[:, :, H:] = 0
-    V[:, :, :H, :Wd] = x.transpose(1, 0, 2, 3)
-    return Xg
+    return Xg, from_cnhw(V[:, :, :H, :Wd])
+
+
+def _grid_of(x, g: TapGrid):
+    """The ``(C, Ng)`` grid x is the interior of, if it is one with zero gaps; else None."""
+    N, C, H, Wd = x.shape
+    root = x
+    while root.base is not None and hasattr(root.base, "base") and hasattr(root.base, "shape"):
+        root = root.base
+    it = x.itemsize
+    Sg = g.Hg * g.Wg
+    if (root.shape != (C, g.Ng) or root.dtype != x.dtype or not root.flags.c_contiguous
+            or x.strides != (Sg * it, g.Ng * it, g.Wg * it, it)
+            or _data_ptr(x) - _data_ptr(root) != g.lead * it):
+        return None
+    V = root[:, g.lead:g.lead + N * Sg].reshape(C, N, g.Hg, g.Wg)
+    if root[:, :g.lead].any() or root[:, g.lead + N * Sg:].any() or V[:, :, :H, Wd:].any() or V[:, :, H:].any():
+        return None
+    return root
+
+
+def _data_ptr(a) -> int:
+    return int(a.__array_interface__["data"][0]) if hasattr(a, "__array_interface__") else int(a.data.ptr)
+
+
+def input_grid(x_shape, w_shape, padding: IntPair = 0, dilation: IntPair = 1, dtype: Any = "float32", xp: Any = None):
+    """``(grid, view)`` for a layer whose output ``x`` (of shape ``x_shape``) feeds a convolution
+    of weight shape ``w_shape`` that runs ``cftaps``: writing x into ``view`` (an (N, C, H, W)
+    strided view) lays it out as that convolution's input grid, so it reads x without a copy.
+    ``(None, None)`` when that convolution would not run ``cftaps`` (nothing gained)."""
+    import numpy as np
+    if conv2d_method(x_shape, w_shape, 1, padding, dilation) != "cftaps":
+        return None, None
+    g = tap_grid(x_shape, w_shape, pair(padding), pair(dilation))
+    if g.lead == 0 and (g.Hg, g.Wg) == tuple(x_shape[2:]):
+        return None, None                      # the conv reads a channels-first x in place anyway
+    return _new_grid(xp or np, x_shape, g, dtype)
 
 
 def _row_ptr(a) -> tuple[int, int]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from ..backend import Shape, get_array_module
 from ..core.fusion import FusedLayer, Match, chain, register_rule
 from ..functional import bn_act
+from ..functional.conv import input_grid
 from ..functional.layout import from_cnhw
 from .activations import ReLU
 from .batchnorm import BatchNorm2d
@@ -23,6 +24,16 @@ from .conv import Conv2d
 from .eltwise import Eltwise
 
 __all__ = ["BatchNormReLU", "BatchNormAddReLU", "ConvBatchNorm"]
+
+
+def _consumer_grid(layer, y_shape, dtype, xp):
+    """The (N, C, H, W) view to write a fused layer's output into: the interior of the input
+    grid of the convolution that reads it (``layer.out_conv``, set by the fusion rule), so that
+    convolution needs no copy of its input (``functional.conv.input_grid``); None otherwise."""
+    conv = getattr(layer, "out_conv", None)
+    if conv is None or getattr(conv, "weight", None) is None or conv.weight.data.dtype != dtype:
+        return None
+    return input_grid(tuple(y_shape), conv.weight.shape, conv.padding, conv.dilation, dtype, xp)[1]
 
 
 class BatchNormReLU(FusedLayer):
@@ -47,12 +58,13 @@ class BatchNormReLU(FusedLayer):
     def __init__(self, bn: BatchNorm2d, relu: ReLU, *, name: str | None = None) -> None:
         super().__init__(bn, relu, name=name)
         self.bn = bn
+        self.out_conv: Conv2d | None = None      # the convolution reading the output (fusion rule)
 
     def _output_shape(self, shape: Shape) -> Shape:
         return self.bn.setup(shape)
 
     def _forward(self, x):
-        y, ctx = self.bn.forward_cf(x, relu=True)
+        y, ctx = self.bn.forward_cf(x, relu=True, out=_consumer_grid(self, x.shape, x.dtype, get_array_module(x)))
         self.save(ctx=ctx)
         return y
 
@@ -75,6 +87,7 @@ class BatchNormAddReLU(FusedLayer):
     def __init__(self, bn: BatchNorm2d, add: Eltwise, relu: ReLU, *, name: str | None = None) -> None:
         super().__init__(bn, add, relu, name=name)
         self.bn = bn
+        self.out_conv: Conv2d | None = None
 
     def _output_shape(self, shape: Shape, r_shape: Shape) -> Shape:
         out = self.bn.setup(shape)
@@ -84,7 +97,8 @@ class BatchNormAddReLU(FusedLayer):
         return out
 
     def _forward(self, x, r):
-        y, ctx = self.bn.forward_cf(x, r=r, relu=True)
+        y, ctx = self.bn.forward_cf(x, r=r, relu=True,
+                                    out=_consumer_grid(self, x.shape, x.dtype, get_array_module(x)))
         self.save(ctx=ctx)
         return y
 
@@ -123,6 +137,7 @@ class ConvBatchNorm(FusedLayer):
         self.relu = relu is not None
         self.residual = add is not None
         self.num_inputs = 2 if self.residual else 1
+        self.out_conv: Conv2d | None = None
 
     def _output_shape(self, shape: Shape, r_shape: Shape | None = None) -> Shape:
         out = self.bn.setup(self.conv.setup(shape))
@@ -135,7 +150,8 @@ class ConvBatchNorm(FusedLayer):
         if not self.cache_enabled and not self.training:
             return self._folded(x, r)
         z, cctx = self.conv.forward_cf(x, crop=False)
-        y, bctx = self.bn.forward_cf(z, r=r, relu=self.relu)
+        y, bctx = self.bn.forward_cf(z, r=r, relu=self.relu,
+                                     out=_consumer_grid(self, z.shape, z.dtype, get_array_module(z)))
         self.save(conv=cctx, bn=bctx)
         return y
 
@@ -149,7 +165,8 @@ class ConvBatchNorm(FusedLayer):
             t = t + s * self.conv.bias.data.astype(xp.float64)
         z, _ = self.conv.forward_cf(x, crop=False, weight=Wf)
         Z = z.transpose(1, 0, 2, 3)                                             # (O, N, Ho, Wo), maybe strided
-        Y = xp.empty(Z.shape, dtype=z.dtype)
+        out = _consumer_grid(self, z.shape, z.dtype, xp)
+        Y = xp.empty(Z.shape, dtype=z.dtype) if out is None else out.transpose(1, 0, 2, 3)
         ones = xp.ones(Z.shape[0], dtype=z.dtype)
         bn_act.forward(Z, ones, t.astype(z.dtype), None if r is None else r.transpose(1, 0, 2, 3), self.relu, Y)
         return from_cnhw(Y)
@@ -169,6 +186,24 @@ class ConvBatchNorm(FusedLayer):
         return (dx, dr) if self.residual else dx
 
 
+def _feeding_conv(nodes, blob):
+    """A plain stride-1 Conv2d (groups 1) among the readers of ``blob``, else None."""
+    for n in nodes:
+        conv = n.layer
+        if (blob in n.inputs and type(conv) is Conv2d and conv.stride == (1, 1) and conv.groups == 1
+                and conv.impl in ("gemm", "cftaps")):
+            return conv
+    return None
+
+
+def _with_out_conv(match, nodes, i):
+    """Tell the fused layer of ``match`` which convolution reads its output (see _consumer_grid)."""
+    last = nodes[i + match.length - 1]
+    if match.layer is not None and len(last.outputs) == 1:
+        match.layer.out_conv = _feeding_conv(nodes, last.outputs[0])
+    return match
+
+
 def _plain_relu(layer) -> bool:
     return type(layer) is ReLU and layer.negative_slope == 0
 
@@ -183,7 +218,7 @@ def _bn_add_relu(nodes, i, consumers, outs):
     bn, add, relu = (n.layer for n in nodes[i:i + 3])
     if not (_bn2d(bn) and _plain_relu(relu) and _plain_sum(nodes[i + 1])):
         return None
-    return Match(BatchNormAddReLU(bn, add, relu), 3)
+    return _with_out_conv(Match(BatchNormAddReLU(bn, add, relu), 3), nodes, i)
 
 
 def _bn_relu(nodes, i, consumers, outs):
@@ -192,7 +227,7 @@ def _bn_relu(nodes, i, consumers, outs):
     bn, relu = nodes[i].layer, nodes[i + 1].layer
     if not (_bn2d(bn) and _plain_relu(relu)):
         return None
-    return Match(BatchNormReLU(bn, relu), 2)
+    return _with_out_conv(Match(BatchNormReLU(bn, relu), 2), nodes, i)
 
 
 def _conv_bn(nodes, i, consumers, outs):
@@ -205,10 +240,10 @@ def _conv_bn(nodes, i, consumers, outs):
     tail = nodes[i + 2:i + 4]
     if (chain(nodes, i, (Conv2d, BatchNorm2d, Eltwise, ReLU), consumers, outs) and _plain_relu(tail[1].layer)
             and _plain_sum(nodes[i + 2])):
-        return Match(ConvBatchNorm(conv, bn, tail[1].layer, tail[0].layer), 4)
+        return _with_out_conv(Match(ConvBatchNorm(conv, bn, tail[1].layer, tail[0].layer), 4), nodes, i)
     if chain(nodes, i, (Conv2d, BatchNorm2d, ReLU), consumers, outs) and _plain_relu(tail[0].layer):
-        return Match(ConvBatchNorm(conv, bn, tail[0].layer), 3)
-    return Match(ConvBatchNorm(conv, bn), 2)
+        return _with_out_conv(Match(ConvBatchNorm(conv, bn, tail[0].layer), 3), nodes, i)
+    return _with_out_conv(Match(ConvBatchNorm(conv, bn), 2), nodes, i)
 
 
 def _plain_sum(node) -> bool:

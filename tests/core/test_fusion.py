@@ -83,6 +83,32 @@ def test_fused_resnet_block_equals_unfused(rng, backend, mode, dtype, rtol, c, p
         np.testing.assert_allclose(res["fused"][1][k], b, rtol=rtol, atol=rtol, err_msg=k)
 
 
+def test_fused_output_is_written_into_the_next_convs_grid(rng, backend):
+    """conv1+bn1+relu1 writes its output into the input grid of conv2 (which reads it with no
+    copy); the gaps of that grid are checked, so a grid with a non-zero gap is copied instead."""
+    from layerwise.functional import conv as fconv
+    net = _block(True, 8)
+    x = rng.standard_normal((2, 8, 5, 6)).astype(np.float32)
+    net.setup(x.shape)
+    step = net.steps[0]
+    assert step.name == "conv1+bn1+relu1" and step.layer.out_conv is net.steps[1].nodes[0].layer
+    seen = {}
+
+    class Grab(NetHook):
+        def after_forward(self, path, st, ys, leaf):
+            seen[path] = ys[0]
+    with net.hooks(Grab()):
+        net.forward(x)
+    y1 = seen["conv1+bn1+relu1"]
+    Xg = net.steps[1].layer.cache["conv"].saved["Xg"]
+    assert not y1.flags.c_contiguous and np.shares_memory(y1, Xg)
+    g = fconv.tap_grid(y1.shape, (8, 8, 3, 3), (1, 1), (1, 1))
+    assert fconv._grid_of(y1, g) is Xg
+    Xg[0, 0] = 1.0                                          # a gap that is not zero: not a grid
+    assert fconv._grid_of(y1, g) is None
+    np.testing.assert_array_equal(fconv._tap_input(y1, g)[:, g.lead:], Xg[:, g.lead:])
+
+
 @pytest.mark.parametrize("use_blas", [True, False])
 @pytest.mark.parametrize("c,stride,tail", [(8, 1, "relu"), (8, 1, "add"), (3, 1, "relu"), (8, 2, None)])
 def test_conv_batchnorm_gradcheck(rng, backend, use_blas, c, stride, tail):
