@@ -81,44 +81,60 @@ def _np_maxpool_backward(dy, arg, dx, k, s, p):
 
 
 # ----------------------------------------------------------------------- Numba
-_kernels: dict = {}
+_started: list[bool] = []
 
 
-def _compile():
-    if _kernels:
-        return _kernels
+def _start() -> None:
+    """Once: the Numba kernels run on ``cnhw``'s thread count (see ``cnhw.set_num_threads``)."""
+    if not _started:
+        nb = cnhw._nb
+        nb.set_num_threads(min(cnhw._THREADS[0], nb.config.NUMBA_NUM_THREADS))
+        _started.append(True)
+
+
+_col_kernels: dict = {}
+
+
+def _col_kernel(kind: str, sh: int, sw: int, dh: int, dw: int):
+    """im2col / col2im for one stride and dilation, which are compile-time constants: one
+    (Ho, Wo) block per (c, i, j, n), indexed 2-D. With rows of 8 values (LeNet), slicing rows
+    or runtime strides in the index arithmetic made these 3-4x slower."""
+    key = (kind, sh, sw, dh, dw)
+    if key in _col_kernels:
+        return _col_kernels[key]
+    _start()
     nb = cnhw._nb
     njit, prange = nb.njit, nb.prange
-    nb.set_num_threads(min(cnhw._THREADS[0], nb.config.NUMBA_NUM_THREADS))
-
-    @njit(parallel=True, cache=True)
-    def im2col(Xp, cols, kh, kw, sh, sw, dh, dw):          # Xp (C, N, Hp, Wp) -> cols (C, kh, kw, N, Ho, Wo)
-        C, N = Xp.shape[0], Xp.shape[1]
-        Ho, Wo = cols.shape[4], cols.shape[5]
-        for c in prange(C):
-            for i in range(kh):
-                for j in range(kw):
-                    for n in range(N):
-                        for h in range(Ho):
-                            r = h * sh + i * dh
-                            for w in range(Wo):
-                                cols[c, i, j, n, h, w] = Xp[c, n, r, w * sw + j * dw]
-
-    @njit(parallel=True, cache=True)
-    def col2im(dcols, dXp, kh, kw, sh, sw, dh, dw):        # dXp (C, N, Hp, Wp) += ...
-        C, N = dXp.shape[0], dXp.shape[1]
-        Ho, Wo = dcols.shape[4], dcols.shape[5]
-        for c in prange(C):
-            for n in range(N):
+    if kind == "im2col":
+        @njit(parallel=True, cache=True)
+        def kern(Xp, cols, kh, kw):                    # Xp (C, N, Hp, Wp) -> cols (C, kh, kw, N, Ho, Wo)
+            C, N = Xp.shape[0], Xp.shape[1]
+            Ho, Wo = cols.shape[4], cols.shape[5]
+            for c in prange(C):
                 for i in range(kh):
-                    for h in range(Ho):
-                        r = h * sh + i * dh
+                    for j in range(kw):
+                        for n in range(N):
+                            src = Xp[c, n]
+                            dst = cols[c, i, j, n]
+                            for h in range(Ho):
+                                for w in range(Wo):
+                                    dst[h, w] = src[h * sh + i * dh, w * sw + j * dw]
+    else:
+        @njit(parallel=True, cache=True)
+        def kern(dcols, dXp, kh, kw):                  # dXp (C, N, Hp, Wp) += ...
+            C, N = dXp.shape[0], dXp.shape[1]
+            Ho, Wo = dcols.shape[4], dcols.shape[5]
+            for c in prange(C):
+                for n in range(N):
+                    dst = dXp[c, n]
+                    for i in range(kh):
                         for j in range(kw):
-                            for w in range(Wo):
-                                dXp[c, n, r, w * sw + j * dw] += dcols[c, i, j, n, h, w]
-
-    _kernels.update(im2col=im2col, col2im=col2im)
-    return _kernels
+                            src = dcols[c, i, j, n]
+                            for h in range(Ho):
+                                for w in range(Wo):
+                                    dst[h * sh + i * dh, w * sw + j * dw] += src[h, w]
+    _col_kernels[key] = kern
+    return kern
 
 
 _pool_kernels: dict = {}
@@ -130,7 +146,7 @@ def _pool_kernel(kind: str, kh: int, kw: int):
     key = (kind, kh, kw)
     if key in _pool_kernels:
         return _pool_kernels[key]
-    _compile()
+    _start()
     nb = cnhw._nb
     njit, prange = nb.njit, nb.prange
 
@@ -217,7 +233,7 @@ def _numba(*arrays: Array) -> bool:
 def im2col(Xp: Array, cols: Array, k: Pair, s: Pair, d: Pair) -> Array:
     """Fill ``cols (C, kh, kw, N, Ho, Wo)`` from the padded channels-first ``Xp (C, N, Hp, Wp)``."""
     if _numba(Xp, cols):
-        _compile()["im2col"](Xp, cols, k[0], k[1], s[0], s[1], d[0], d[1])
+        _col_kernel("im2col", s[0], s[1], d[0], d[1])(Xp, cols, k[0], k[1])
     else:
         _np_im2col(Xp, cols, k, s, d)
     return cols
@@ -226,7 +242,7 @@ def im2col(Xp: Array, cols: Array, k: Pair, s: Pair, d: Pair) -> Array:
 def col2im(dcols: Array, dXp: Array, k: Pair, s: Pair, d: Pair) -> Array:
     """Add ``dcols (C, kh, kw, N, Ho, Wo)`` into ``dXp (C, N, Hp, Wp)`` at the positions im2col read."""
     if _numba(dcols, dXp):
-        _compile()["col2im"](dcols, dXp, k[0], k[1], s[0], s[1], d[0], d[1])
+        _col_kernel("col2im", s[0], s[1], d[0], d[1])(dcols, dXp, k[0], k[1])
     else:
         _np_col2im(dcols, dXp, k, s, d)
     return dXp
