@@ -51,7 +51,7 @@ def _channels_first_forward(fn):
     def run(x, *args, **kw):
         if _cf(x):
             y, arg = fn(to_cnhw(x), *args, **kw)
-            return from_cnhw(y), from_cnhw(arg)
+            return from_cnhw(y), (None if arg is None else from_cnhw(arg))
         return fn(x, *args, **kw)
     return run
 
@@ -68,21 +68,23 @@ def _channels_first_backward(fn):
 
 @_channels_first_forward
 def max_pool2d_forward(x: Array, kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
-                       ceil_mode: bool = False) -> tuple[Array, Array]:
+                       ceil_mode: bool = False, need_arg: bool = True) -> tuple[Array, Array | None]:
     """Max over each window. Padding is -inf (never selected).
 
     Returns:
         ``(y, arg)``: y (N, C, Ho, Wo) and arg (N, C, Ho, Wo) int8/int32, the kernel offset
         ``i*kw + j`` of the (first) maximum, which the backward routes the error to. Ties keep
-        the first offset; a NaN wins and propagates (both as in PyTorch).
+        the first offset; a NaN wins and propagates (both as in PyTorch). ``need_arg=False``
+        (inference): arg is None and not computed.
     """
     xp = get_array_module(x)
     k, s, p, out = pool_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
     A, B, H, W = x.shape
     xc = x if x.flags.c_contiguous else xp.ascontiguousarray(x)
     y = xp.empty((A, B) + out, dtype=x.dtype)
-    arg = xp.empty((A, B) + out, dtype=xp.int8 if k[0] * k[1] < 128 else xp.int32)
-    cf_kernels.maxpool_forward(xc.reshape(A * B, H, W), y.reshape(A * B, *out), arg.reshape(A * B, *out), k, s, p)
+    arg = xp.empty((A, B) + out, dtype=xp.int8 if k[0] * k[1] < 128 else xp.int32) if need_arg else None
+    cf_kernels.maxpool_forward(xc.reshape(A * B, H, W), y.reshape(A * B, *out),
+                               None if arg is None else arg.reshape(A * B, *out), k, s, p)
     return y, arg
 
 

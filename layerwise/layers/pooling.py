@@ -72,7 +72,8 @@ class MaxPool2d(_Pool2d):
     """
 
     def _forward(self, x):
-        y, arg = max_pool2d_forward(x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+        y, arg = max_pool2d_forward(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                                    need_arg=self.cache_enabled)
         self.save(arg=arg, x_shape=x.shape)
         return y
 

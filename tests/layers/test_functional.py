@@ -281,6 +281,9 @@ def test_max_pool_kernels_ties_nan_and_windows_past_the_input(backend, rng, k, s
                         np.argmax(np.nan_to_num(flat, nan=0.0) == np.nanmax(flat, axis=2, keepdims=True), axis=2))
     np.testing.assert_array_equal(arg, want_arg)
     np.testing.assert_array_equal(y, np.take_along_axis(flat, want_arg[:, :, None], axis=2)[:, :, 0])
+    y2, arg2 = max_pool2d_forward(x, k, s, p, ceil, need_arg=False)       # inference: maxima alone
+    assert arg2 is None
+    np.testing.assert_array_equal(y2, y)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx = max_pool2d_backward(dy, arg, x.shape, k, s, p)
     want = np.zeros((2, 3, 7 + 2 * pp[0] + kk[0], 8 + 2 * pp[1] + kk[1]))
