@@ -271,12 +271,9 @@ def _padded_cnhw(x, ph, pw):
     N, C, H, Wd = x.shape
     if (ph, pw) == (0, 0):
         return to_cnhw(x)
-    Xp = xp.empty((C, N, H + 2 * ph, Wd + 2 * pw), dtype=x.dtype)
-    Xp[:, :, :ph] = 0
-    Xp[:, :, H + ph:] = 0
-    Xp[:, :, ph:H + ph, :pw] = 0
-    Xp[:, :, ph:H + ph, Wd + pw:] = 0
-    Xp[:, :, ph:H + ph, pw:Wd + pw] = x.transpose(1, 0, 2, 3)
+    Hp, Wp = H + 2 * ph, Wd + 2 * pw
+    Xp = xp.empty((C, N, Hp, Wp), dtype=x.dtype)
+    cf_kernels.to_grid(Xp.reshape(C, -1), 0, N, Hp, Wp, x.transpose(1, 0, 2, 3), H, Wd, ph, pw)
     return Xp
 
 
@@ -422,22 +419,20 @@ def _tap_input(x, g: TapGrid):
     Xg = _grid_of(x, g)
     if Xg is not None:
         return Xg
-    Xg, view = _new_grid(xp, x.shape, g, x.dtype)
-    view[...] = x
+    Xg, _ = _new_grid(xp, x.shape, g, x.dtype, x)
     return Xg
 
 
-def _new_grid(xp, x_shape, g: TapGrid, dtype):
-    """A ``(C, Ng)`` grid with zero gaps, and the (N, C, H, W) view of its interior (unset)."""
+def _new_grid(xp, x_shape, g: TapGrid, dtype, x=None):
+    """A ``(C, Ng)`` grid with zero gaps, and the (N, C, H, W) view of its interior (x copied
+    there when given, else unset)."""
     N, C, H, Wd = x_shape
     Sg = g.Hg * g.Wg
     Xg = xp.empty((C, g.Ng), dtype=dtype)
     Xg[:, :g.lead] = 0
     Xg[:, g.lead + N * Sg:] = 0
-    V = Xg[:, g.lead:g.lead + N * Sg].reshape(C, N, g.Hg, g.Wg)
-    V[:, :, :H, Wd:] = 0
-    V[:, :, H:] = 0
-    return Xg, from_cnhw(V[:, :, :H, :Wd])
+    cf_kernels.to_grid(Xg, g.lead, N, g.Hg, g.Wg, None if x is None else x.transpose(1, 0, 2, 3), H, Wd)
+    return Xg, from_cnhw(Xg[:, g.lead:g.lead + N * Sg].reshape(C, N, g.Hg, g.Wg)[:, :, :H, :Wd])
 
 
 def _grid_of(x, g: TapGrid):
@@ -537,15 +532,16 @@ def _fwd_cftaps(x, W, ctx, out):
     _taps_gemm(Wt, Xg, g.offsets, Yg.reshape(O, -1), g.Lout, _blas_ok(x, W))
     if ctx.saved["keep"]:
         ctx.saved["Xg"] = Xg
-    if (g.Hg, g.Wg) != (Ho, Wo):
-        Yg = Yg[:, :, :Ho, :Wo]
-        if ctx.saved["crop"]:
-            Yg = Yg.copy()
-    return from_cnhw(Yg)
+    if (g.Hg, g.Wg) == (Ho, Wo):
+        return from_cnhw(Yg)
+    if ctx.saved["crop"]:
+        return from_cnhw(cf_kernels.from_grid(Yg.reshape(O, -1), 0, N, g.Hg, g.Wg, Ho, Wo))
+    return from_cnhw(Yg[:, :, :Ho, :Wo])
 
 
-def _tap_dy_grid(ctx, dtype):
-    """``dYg (O, om + Ng)``: zeros except where dy goes (``_tap_dy_view``), which is left unset."""
+def _tap_dy_grid(ctx, dtype, dy_maps=None):
+    """``dYg (O, om + Ng)``: zeros except where dy goes (``_tap_dy_view``), which holds
+    ``dy_maps`` (O, N, Ho, Wo) when given, else is left unset."""
     xp = get_array_module(ctx.W)
     N = ctx.x_shape[0]
     O = ctx.W.shape[0]
@@ -555,9 +551,7 @@ def _tap_dy_grid(ctx, dtype):
     dYg = xp.empty((O, om + g.Ng), dtype=dtype)
     dYg[:, :om] = 0
     dYg[:, om + N * Sg:] = 0
-    V = dYg[:, om:om + N * Sg].reshape(O, N, g.Hg, g.Wg)
-    V[:, :, :Ho, Wo:] = 0
-    V[:, :, Ho:] = 0
+    cf_kernels.to_grid(dYg, om, N, g.Hg, g.Wg, dy_maps, Ho, Wo)
     return dYg, _tap_dy_view(dYg, ctx)
 
 
@@ -582,8 +576,7 @@ def _bwd_cftaps(dy, ctx, need_dx, need_dW):
     # dy on the output grid, preceded by om zeros (the gather below reads up to om columns back)
     dYg = ctx.saved.pop("dy_grid", None)
     if dYg is None:
-        dYg, view = _tap_dy_grid(ctx, dy.dtype)
-        view[...] = dy
+        dYg, _ = _tap_dy_grid(ctx, dy.dtype, dy.transpose(1, 0, 2, 3))
     dW = None
     if need_dW:   # dW_t = sum_p dy[:, p] Xg[:, p + off_t]^T
         dWt = _taps_corr(dYg[:, om:], Xg, g.offsets, g.Lout, ok)                     # (T, O, C)
@@ -595,11 +588,11 @@ def _bwd_cftaps(dy, ctx, need_dx, need_dW):
     dXg = xp.empty((C, N, g.Hg, g.Wg), dtype=dy.dtype)
     shifts = [om + g.lead - off for off in g.offsets]
     _taps_gemm(WtT, dYg, shifts, dXg.reshape(C, -1), g.qend - g.lead, ok)
-    if (g.Hg, g.Wg) != (H, Wd):
-        dXg = dXg[:, :, :H, :Wd]
-        if ctx.saved.get("crop_dx", True):
-            dXg = dXg.copy()
-    return from_cnhw(dXg), dW
+    if (g.Hg, g.Wg) == (H, Wd):
+        return from_cnhw(dXg), dW
+    if ctx.saved.get("crop_dx", True):
+        return from_cnhw(cf_kernels.from_grid(dXg.reshape(C, -1), 0, N, g.Hg, g.Wg, H, Wd)), dW
+    return from_cnhw(dXg[:, :, :H, :Wd]), dW
 
 
 # ------------------------------------- channels-first im2col (stride > 1): one GEMM
