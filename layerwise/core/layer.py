@@ -96,10 +96,12 @@ class Layer:
         self._in_shapes, self._out_shape = in_shapes, out
         return out
 
-    def _build(self, *in_shapes: Shape) -> None:
+    # Subclasses name their inputs (``_build(self, shape)``, ``_output_shape(self, pred, target)``);
+    # the ``*Any, **Any`` signature here is the one mypy accepts any such override of.
+    def _build(self, *in_shapes: Any, **_: Any) -> None:
         """Create params from the input shapes (once). Default: no params."""
 
-    def _output_shape(self, *in_shapes: Shape):
+    def _output_shape(self, *in_shapes: Any, **_: Any) -> Any:
         """Validate the input shapes and return the output shape. Default: same as input 0."""
         return in_shapes[0]
 
@@ -360,7 +362,7 @@ class LossLayer(Layer):
         super().__init__(name=name)
         self.loss_weight = float(loss_weight)
 
-    def _output_shape(self, *in_shapes: Shape):
+    def _output_shape(self, *in_shapes: Any, **_: Any) -> Any:
         return ()
 
     def _check_dtype(self, xs) -> None:  # the target may be integer labels; only the prediction is checked
