@@ -116,4 +116,5 @@ class Eltwise(Layer):
 
     @staticmethod
     def _out(dxs: tuple) -> Array | tuple:
+        """One gradient per input, as every layer: the array itself for one input, else the tuple."""
         return dxs[0] if len(dxs) == 1 else dxs
