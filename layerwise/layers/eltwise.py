@@ -94,6 +94,7 @@ class Eltwise(Layer):
 
     def _backward(self, dy: Array):
         xp = get_array_module(dy)
+        assert self._in_shapes is not None   # set by the forward that backward follows
         k_in = len(self._in_shapes)
         if self.op == "sum":
             c = self.coeffs or (1.0,) * k_in
