@@ -25,7 +25,8 @@ from ..backend import get_array_module, to_numpy
 from ..core.layer import Layer
 from ..core.param import Param
 from ..core.registry import lookup, registered
-from .lr_policy import POLICY_ALIASES, Fixed, build_policy
+from .caffe_names import POLICY_OPTIONS, caffe_defaults, solver_options, speaks_caffe
+from .lr_policy import Fixed, build_policy
 
 __all__ = ["Solver", "build_solver"]
 
@@ -242,41 +243,36 @@ class Solver:
 
 
 # --------------------------------------------------------------- build_solver
-# Caffe's solver.prototxt names -> ours (per solver where Caffe reuses a name).
-_CAFFE_NAMES = {"base_lr": "lr", "delta": "eps", "rms_decay": "alpha", "regularization_type": "regularization"}
-_POLICY_KEYS = {"gamma", "power", "step_size", "milestones", "max_iter", "eta_min", "warmup_iters",
-                "start_factor"} | set(POLICY_ALIASES)
+# The lr-policy arguments build_solver hands to build_policy (ours, and Caffe's spellings).
+_POLICY_KEYS = frozenset({"gamma", "power", "step_size", "milestones", "max_iter", "eta_min", "warmup_iters",
+                          "start_factor"}) | frozenset(POLICY_OPTIONS)
 
 
 def build_solver(name: str, params: Any, **cfg: Any) -> Solver:
     """Build a registered solver from a config, accepting PyTorch's and Caffe's names.
 
-    Caffe names: ``base_lr`` -> ``lr``; ``lr_policy`` with its ``gamma``, ``power``, ``stepsize``,
-    ``stepvalue``, ``max_iter`` (and ``eta_min``, ``warmup_iters``, ``start_factor``) -> an lr
-    policy; ``momentum``/``momentum2`` -> ``betas`` for Adam(W); ``momentum`` -> ``rho`` for
-    AdaDelta; ``delta`` -> ``eps``; ``rms_decay`` -> ``alpha``; ``regularization_type`` ->
-    ``regularization``. ``beta1``/``beta2`` are accepted for ``betas``.
+    Caffe names (``layerwise.solvers.caffe_names``): ``base_lr`` -> ``lr``; ``lr_policy`` with its
+    ``gamma``, ``power``, ``stepsize``, ``stepvalue``, ``max_iter`` (and ``eta_min``, ``warmup_iters``,
+    ``start_factor``) -> an lr policy; ``momentum``/``momentum2`` -> ``betas`` for Adam(W);
+    ``momentum`` -> ``rho`` for AdaDelta; ``delta`` -> ``eps``; ``rms_decay`` -> ``alpha``;
+    ``regularization_type`` -> ``regularization``. ``beta1``/``beta2`` are accepted for ``betas``.
+
+    Caffe's names mean Caffe's defaults: given any Caffe-only key (``base_lr``, ``delta``,
+    ``momentum2``, ``rms_decay``, ``regularization_type``, ``stepsize``, ``stepvalue``), every option
+    left out takes caffe.proto's default (momentum 0, so Adam's beta1 and AdaDelta's rho are 0 too;
+    delta 1e-8; momentum2 0.999; rms_decay 0.99; weight_decay 0). Otherwise the constructor's
+    (PyTorch's) defaults apply. docs/solvers.md has both tables.
 
     Example:
         >>> solver = build_solver("SGD", net, base_lr=0.1, momentum=0.9, lr_policy="step",
         ...                       gamma=0.1, stepsize=1000, weight_decay=5e-4)  # doctest: +SKIP
     """
     cls = lookup("solver", name)
-    cfg = dict(cfg)
     tag = f"build_solver({name!r})"
-    kind = name.lower()
-    if kind in ("adam", "adamw"):
-        b1, b2 = cfg.pop("betas", (0.9, 0.999))
-        b1 = cfg.pop("momentum", cfg.pop("beta1", b1))
-        b2 = cfg.pop("momentum2", cfg.pop("beta2", b2))
-        cfg["betas"] = (b1, b2)
-    elif kind == "adadelta" and "momentum" in cfg:
-        cfg["rho"] = cfg.pop("momentum")
-    for caffe, ours in _CAFFE_NAMES.items():
-        if caffe in cfg:
-            if ours in cfg:
-                raise TypeError(f"{tag}: both {caffe!r} and {ours!r} given; use one")
-            cfg[ours] = cfg.pop(caffe)
+    cfg = dict(cfg)
+    if speaks_caffe(cfg):
+        cfg = {**caffe_defaults(cls, cfg), **cfg}
+    cfg = solver_options(cls, cfg, tag)
     policy = cfg.pop("lr_policy", None)
     pkw = {k: cfg.pop(k) for k in list(cfg) if k in _POLICY_KEYS}
     if policy is not None:
