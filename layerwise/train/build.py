@@ -5,7 +5,6 @@ only objects with the protocol's methods.
 """
 from __future__ import annotations
 
-import inspect
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -158,42 +157,43 @@ def build_model(name: str, kwargs: dict, num_classes: int, seed: int) -> Any:
 
 
 def _solver_kwargs(cfg: Config) -> dict:
+    """The solver section as ``build_solver`` keywords. The section's ``momentum`` is Caffe's: the
+    solver's momentum, Adam's beta1 or AdaDelta's rho (``solvers.caffe_names.MOMENTUM_MEANS``); it and
+    ``nesterov`` go to the solvers that take them, unless ``kwargs`` sets the same option (kwargs win)."""
     from ..core.registry import lookup
+    from ..solvers.caffe_names import given_option, takes_option
 
     cls = lookup("solver", cfg.solver.name)
-    accepted = set(inspect.signature(cls).parameters)
     kw: dict[str, Any] = {"lr": cfg.solver.lr, "weight_decay": cfg.solver.weight_decay}
-    # momentum/nesterov are SGD's; Adam takes momentum as beta1 (build_solver maps it).
-    if "momentum" in accepted or cfg.solver.name.lower() in ("adam", "adamw", "adadelta"):
-        kw["momentum"] = cfg.solver.momentum
-    if "nesterov" in accepted:
-        kw["nesterov"] = cfg.solver.nesterov
+    for key in ("momentum", "nesterov"):
+        if takes_option(cls, key) and not given_option(cls, key, cfg.solver.kwargs):
+            kw[key] = getattr(cfg.solver, key)
     kw.update(cfg.solver.kwargs)
     return kw
 
 
 def build_policy_from_config(cfg: Config, iters_per_epoch: int) -> Callable[[int], float]:
-    """The lr schedule over ``epochs * iters_per_epoch`` iterations, with linear warm-up."""
-    from ..solvers.lr_policy import build_policy
+    """The lr schedule over ``epochs * iters_per_epoch`` iterations, with linear warm-up.
+
+    What the config leaves out of a policy's arguments, the policy's own ``run_defaults`` fill in
+    from the run's length (cosine and poly end at the last iteration, multistep's milestones are
+    ``lr_policy.milestones`` fractions of the run, step divides every third of it).
+    """
+    from ..solvers.caffe_names import policy_options
+    from ..solvers.lr_policy import build_policy, run_defaults
 
     p = cfg.lr_policy
     total = cfg.epochs * iters_per_epoch
-    kw = dict(p.kwargs)
-    name = p.name.lower()
-    if name in ("cosine", "poly"):
-        kw.setdefault("max_iter", total)
-    if name == "multistep" and "milestones" not in kw:
-        kw["milestones"] = sorted({max(1, int(round(f * total))) for f in p.milestones})
-    if name == "step" and "step_size" not in kw and "stepsize" not in kw:
-        kw["step_size"] = max(1, total // 3)
     warm = int(round(p.warmup_epochs * iters_per_epoch))
     try:
+        kw = policy_options(p.kwargs, f"lr_policy {p.name}")
+        kw = {**run_defaults(p.name, total, p.milestones), **kw}
         if warm > 0:
-            return build_policy("warmup", cfg.solver.lr, policy=name, warmup_iters=warm,
+            return build_policy("warmup", cfg.solver.lr, policy=p.name, warmup_iters=warm,
                                 start_factor=p.warmup_start, **kw)
-        return build_policy(name, cfg.solver.lr, **kw)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"config section 'lr_policy': {e}") from None
+        return build_policy(p.name, cfg.solver.lr, **kw)
+    except (TypeError, ValueError, KeyError) as e:
+        raise ConfigError(f"config section 'lr_policy': {e.args[0] if isinstance(e, KeyError) else e}") from None
 
 
 def build_trainer(cfg: Config, run_dir: str | Path, *, progress: bool | None = None,
