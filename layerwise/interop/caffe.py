@@ -244,7 +244,7 @@ def _reshape_shape(p, in_shape: tuple[int, ...], lname: str) -> tuple[int, ...]:
 SUPPORTED = sorted({"Convolution", "Deconvolution", "Pooling", "InnerProduct", "ReLU", "PReLU", "ELU",
                     "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log", "Threshold", "LRN", "Dropout",
                     "Softmax", "SoftmaxWithLoss", "Accuracy", "Concat", "Slice", "Eltwise", "BatchNorm", "Scale",
-                    "Flatten", "Reshape", "Split", "Silence", "Input"} | DATA_TYPES)
+                    "Flatten", "Reshape", "Split", "Silence", "Input", "SigmoidCrossEntropyLoss"} | DATA_TYPES)
 
 
 def _make_layer(cl: CaffeLayer, shapes: list[tuple[int, ...]], phase: int, label: str) -> Layer:
@@ -325,6 +325,16 @@ def _make_layer(cl: CaffeLayer, shapes: list[tuple[int, ...]], phase: int, label
         weight = float(m.loss_weight[0]) if len(m.loss_weight) else 1.0
         kw = {"ignore_index": int(lp.ignore_label)} if lp.HasField("ignore_label") else {}
         return losses.SoftmaxCrossEntropyLoss(reduction=mode, loss_weight=weight, **kw)
+    if t == "SigmoidCrossEntropyLoss":
+        lp = m.loss_param
+        if lp.HasField("ignore_label"):
+            raise CaffeError(f"{where}: ignore_label is not supported for SigmoidCrossEntropyLoss")
+        if lp.HasField("normalization"):   # VALID without an ignore_label counts every element
+            mode = {0: "full", 1: "full", 2: "batch_size", 3: "sum"}[lp.normalization]
+        else:                              # this layer's own default is BATCH_SIZE, not the proto's VALID
+            mode = "full" if lp.HasField("normalize") and lp.normalize else "batch_size"
+        weight = float(m.loss_weight[0]) if len(m.loss_weight) else 1.0
+        return losses.SigmoidCrossEntropyLoss(reduction=mode, loss_weight=weight)
     if t == "Accuracy":
         p = m.accuracy_param
         return L.Accuracy(int(p.top_k), ignore_label=int(p.ignore_label) if p.HasField("ignore_label") else None)
@@ -640,18 +650,18 @@ def load_caffe_solver(src: str | Path) -> CaffeSolver:
     if kind not in ("sgd", "nesterov", "adagrad", "rmsprop", "adadelta", "adam"):
         raise CaffeError(f"{label}: solver type {kind!r} is unknown; Caffe's types are SGD, Nesterov, AdaGrad, "
                          "RMSProp, AdaDelta, Adam")
-    momentum = _f32(sp.momentum) if "momentum" in set_fields else 0.0
+    momentum = _f32(sp.momentum) if "momentum" in set_fields else 0.0   # Caffe's default, for every type
     solver: dict[str, Any] = {"name": "sgd" if kind in ("sgd", "nesterov") else kind, "lr": _f32(sp.base_lr),
-                              "weight_decay": _f32(sp.weight_decay), "kwargs": {}}
+                              "momentum": momentum, "weight_decay": _f32(sp.weight_decay), "kwargs": {}}
     kw = solver["kwargs"]
     if kind in ("sgd", "nesterov"):
-        solver.update(momentum=momentum, nesterov=kind == "nesterov")
+        solver["nesterov"] = kind == "nesterov" and momentum > 0   # Nesterov without momentum is plain SGD
     elif kind == "adam":
-        kw.update(betas=[momentum or 0.9, _f32(sp.momentum2)], eps=_f32(sp.delta))
+        kw.update(betas=[momentum, _f32(sp.momentum2)], eps=_f32(sp.delta))
     elif kind == "rmsprop":
         kw.update(alpha=_f32(sp.rms_decay), eps=_f32(sp.delta))
     elif kind == "adadelta":
-        kw.update(rho=momentum or 0.9, eps=_f32(sp.delta))
+        kw.update(rho=momentum, eps=_f32(sp.delta))
     else:
         kw["eps"] = _f32(sp.delta)
     if sp.regularization_type.upper() == "L1":
