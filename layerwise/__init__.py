@@ -1,6 +1,6 @@
 """layerwise: a deep-learning framework where every layer owns its forward and backward pass.
 
-Public names only; see docs/ and DESIGN.md for the contract.
+Public names only; see docs/ and docs/design.md for the contract.
 """
 from . import _threads
 

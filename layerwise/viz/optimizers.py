@@ -18,7 +18,7 @@ object API with the Agg canvas (no pyplot, no global backend switch).
 
 Critical points: the plot marks every critical point of the function in view with its kind
 from the Hessian's eigenvalues (minimum, maximum, saddle; ``layerwise.viz.critical``), and
-``tol`` stops a run when the gradient norm falls under it (the gradient-descent article's
+``tol`` stops a run when the gradient norm falls under it (gradient descent's usual
 stopping rule); the legend then says at which kind of point the run stopped, so a run that
 "converged" onto a saddle is told apart from one that reached a minimum.
 """

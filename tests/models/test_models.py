@@ -15,7 +15,8 @@ def count(name, shape=(3, 32, 32), **kw):
     return net.num_params()
 
 
-# exact counts: 16-channel stem for plain DenseNet, 2k stem for DenseNet-BC (PERF-ANCHORS.md)
+# exact counts (torchvision's layout; the DenseNet paper's Table 2 rounds them): 16-channel stem for plain
+# DenseNet, 2k stem for DenseNet-BC
 EXACT = {"densenet_40_12": 1_019_722, "densenet_100_12": 6_979_642, "densenet_100_24": 27_249_082,
          "densenet_bc_100_12": 769_162, "densenet_bc_250_24": 15_324_406, "densenet_bc_190_40": 25_624_430}
 

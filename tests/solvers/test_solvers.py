@@ -100,8 +100,9 @@ def test_rule_matches_numpy_reference_with_lr_change(case, problem_cls):
         assert not np.allclose(p.data, problem.init[k], atol=1e-3), f"{case}: param {k} did not move"
 
 
-def test_nesterov_is_the_seeds_nag_with_the_gradient_at_the_look_ahead_point():
-    """The seed's NAG: V <- mu V - lr grad f(X + mu V); X <- X + V. Our params hold Y = X + mu V."""
+def test_nesterov_is_nag_with_the_gradient_at_the_look_ahead_point():
+    """NAG as docs/solvers.md writes it (Sutskever et al. 2013): V <- mu V - lr grad f(X + mu V);
+    X <- X + V. Our params hold Y = X + mu V."""
     problem, mu, lr = Quadratic(seed=4), 0.9, 0.03
     params = make_params(problem)
     run(Nesterov(params, lr, momentum=mu), params, problem, 40)
