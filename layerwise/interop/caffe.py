@@ -317,14 +317,6 @@ def _make_layer(cl: CaffeLayer, shapes: list[tuple[int, ...]], phase: int, label
         return L.Dropout(float(m.dropout_param.dropout_ratio))
     if t == "Softmax":
         return L.Softmax(int(m.softmax_param.axis))
-    if t == "SoftmaxWithLoss":
-        lp = m.loss_param
-        mode = {0: "full", 1: "valid", 2: "batch_size", 3: "sum"}[lp.normalization]
-        if not lp.HasField("normalization") and lp.HasField("normalize") and not lp.normalize:
-            mode = "batch_size"
-        weight = float(m.loss_weight[0]) if len(m.loss_weight) else 1.0
-        kw = {"ignore_index": int(lp.ignore_label)} if lp.HasField("ignore_label") else {}
-        return losses.SoftmaxCrossEntropyLoss(reduction=mode, loss_weight=weight, **kw)
     if t == "SigmoidCrossEntropyLoss":
         lp = m.loss_param
         if lp.HasField("ignore_label"):
@@ -335,6 +327,14 @@ def _make_layer(cl: CaffeLayer, shapes: list[tuple[int, ...]], phase: int, label
             mode = "full" if lp.HasField("normalize") and lp.normalize else "batch_size"
         weight = float(m.loss_weight[0]) if len(m.loss_weight) else 1.0
         return losses.SigmoidCrossEntropyLoss(reduction=mode, loss_weight=weight)
+    if t == "SoftmaxWithLoss":
+        lp = m.loss_param
+        mode = {0: "full", 1: "valid", 2: "batch_size", 3: "sum"}[lp.normalization]
+        if not lp.HasField("normalization") and lp.HasField("normalize") and not lp.normalize:
+            mode = "batch_size"
+        weight = float(m.loss_weight[0]) if len(m.loss_weight) else 1.0
+        kw = {"ignore_index": int(lp.ignore_label)} if lp.HasField("ignore_label") else {}
+        return losses.SoftmaxCrossEntropyLoss(reduction=mode, loss_weight=weight, **kw)
     if t == "Accuracy":
         p = m.accuracy_param
         return L.Accuracy(int(p.top_k), ignore_label=int(p.ignore_label) if p.HasField("ignore_label") else None)
