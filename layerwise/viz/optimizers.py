@@ -332,8 +332,9 @@ def plot_optimizer_paths(function: str = "saddle", out: str = "paths.png", steps
     ax.set_ylim(*fn.ylim)
     ax.set_xlabel("x")
     ax.set_ylabel("y")
-    ax.set_title(f"{fn.name}: {fn.formula}  ({n_steps} steps{', gradient noise %g' % noise if noise else ''}"
-                 f"{', stop when |g| < %g' % tol if tol is not None else ''})")
+    noise_note = f", gradient noise {noise:g}" if noise else ""
+    tol_note = f", stop when |g| < {tol:g}" if tol is not None else ""
+    ax.set_title(f"{fn.name}: {fn.formula}  ({n_steps} steps{noise_note}{tol_note})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8.5, frameon=False)
     fig.tight_layout()
     _atomic_savefig(fig, out, dpi)
