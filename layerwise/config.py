@@ -243,9 +243,15 @@ def _hoist_caffe_solver(raw: dict) -> dict:
     moved = {k: solver[k] for k in SOLVER_POLICY_KEYS if k in solver and not isinstance(solver[k], dict)}
     if not moved:
         return raw
+    given = raw.get("lr_policy") or {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"config section 'lr_policy': expected a mapping, got {given!r}")
+    if not isinstance(given.get("kwargs") or {}, dict):
+        raise ConfigError(f"config key 'lr_policy.kwargs': expected a mapping (key: value, ...), got "
+                          f"{given['kwargs']!r}")
     raw = dict(raw)
     raw["solver"] = {k: v for k, v in solver.items() if k not in moved}
-    policy = dict(raw.get("lr_policy") or {})
+    policy = dict(given)
     extra = {}
     for k, v in moved.items():
         target = SOLVER_POLICY_KEYS[k]

@@ -62,6 +62,8 @@ def test_caffe_names_are_accepted(tmp_path):
     ({"solver": {"name": "lbfgs"}}, ["'solver.name'", "sgd"]),
     ({"lr_policy": {"name": "onecycle"}}, ["'lr_policy.name'", "cosine"]),
     ({"solver": {"lr": 0.1, "base_lr": 0.2}}, ["'solver.lr'", "twice"]),
+    ({"solver": {"lr_policy": "step"}, "lr_policy": "cosine"}, ["'lr_policy'", "expected a mapping"]),
+    ({"solver": {"gamma": 0.5}, "lr_policy": {"kwargs": [1]}}, ["'lr_policy.kwargs'", "expected a mapping"]),
 ])
 def test_bad_configs_name_the_key_and_the_allowed_values(raw, words):
     with pytest.raises(ConfigError) as e:
