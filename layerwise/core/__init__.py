@@ -5,5 +5,5 @@ from .net import Net, NetHook, Node, Sequential
 from .param import Param
 from .registry import build, lookup, register, registered
 
-__all__ = ["Param", "Layer", "LossLayer", "LayerError", "NamedParams", "Net", "NetHook", "Node", "Sequential", "FusedLayer", "Step",
-           "register", "lookup", "registered", "build"]
+__all__ = ["Param", "Layer", "LossLayer", "LayerError", "NamedParams", "Net", "NetHook", "Node", "Sequential",
+           "FusedLayer", "Step", "register", "lookup", "registered", "build"]

@@ -25,7 +25,6 @@ from ..backend import Array, Shape, get_array_module, is_array, to_device
 from .param import Param
 
 
-
 class NamedParams(dict[str, Param]):
     """``name -> Param``, as ``Layer.named_params()`` returns it, plus ``owner``: the layer the params
     belong to. A plain dict in every other respect. A solver built from the params of a layer that has
@@ -357,7 +356,8 @@ class Layer:
             elif key in buffers:
                 b = buffers[key]
                 if tuple(value.shape) != tuple(b.shape):
-                    raise self.error(f"load_state_dict: buffer {key!r} has shape {tuple(value.shape)}, expected {tuple(b.shape)}")
+                    raise self.error(f"load_state_dict: buffer {key!r} has shape {tuple(value.shape)}, "
+                                     f"expected {tuple(b.shape)}")
                 xp = get_array_module(b)
                 b[...] = xp.asarray(value, dtype=b.dtype)
 

@@ -33,6 +33,7 @@ Policy = Callable[[int], float]
 
 
 def _named_params(owner: str, params: Any) -> dict[str, Param]:
+    named: dict[str, Any]
     if isinstance(params, Layer):
         named = params.named_params()
     elif isinstance(params, Mapping):
@@ -190,14 +191,14 @@ class Solver:
                              "a policy must return a finite learning rate >= 0")
         return lr
 
-    def lr_at(self, iteration: int) -> float:
-        """The learning rate of update number ``iteration`` (0-based) under this solver's schedule."""
-        return float(self.policy(iteration))
-
     @lr.setter
     def lr(self, value: float | Policy) -> None:
         """Replace the policy (a number gives a constant lr from now on, like torch's group['lr'] = v)."""
         self.policy = self._as_policy(value)
+
+    def lr_at(self, iteration: int) -> float:
+        """The learning rate of update number ``iteration`` (0-based) under this solver's schedule."""
+        return float(self.policy(iteration))
 
     # -------------------------------------------------------------------- step
     def zero_grad(self) -> None:

@@ -8,8 +8,19 @@
 
 ``layerwise.train.build.build_trainer(config, run_dir)`` builds all of it from a YAML config.
 """
-from .callbacks import (Callback, CallbackList, Checkpoint, ConsoleLogger, CSVLogger, EarlyStopping, LambdaCallback,
-                        PlotCurves, ProgressBar, StopOnNonFinite, default_callbacks)
+from .callbacks import (
+                        Callback,
+                        CallbackList,
+                        Checkpoint,
+                        ConsoleLogger,
+                        CSVLogger,
+                        EarlyStopping,
+                        LambdaCallback,
+                        PlotCurves,
+                        ProgressBar,
+                        StopOnNonFinite,
+                        default_callbacks,
+)
 from .logs import EpochLog, plot_curves, read_log
 from .metrics import Average, confusion_matrix, format_confusion, topk_correct
 from .trainer import CHECKPOINT_FORMAT, NonFiniteError, Trainer, evaluate

@@ -135,7 +135,7 @@ def build_transforms(cfg: Config, sample_shape: tuple[int, ...], mean: list[floa
         if not image:
             raise ConfigError("config key 'augment.flip': flips need images; set augment.flip=false")
         train.append(RandomHorizontalFlip(0.5))
-    norm = Normalize(mean, std) if (cfg.augment.normalize and mean is not None) else None
+    norm = Normalize(mean, std) if (cfg.augment.normalize and mean is not None and std is not None) else None
     if norm is not None:
         train.append(norm)
     train_t = Compose(train) if len(train) > 1 else (train[0] if train else None)

@@ -201,4 +201,5 @@ def progress_enabled(stream=None) -> bool:
         return False
 
 
-__all__ = ["EpochLog", "order_rows", "atomic_write_text", "COLUMN_ORDER", "read_log", "plot_curves", "progress_enabled", "LOG_CSV", "LOG_JSONL", "CURVES_PNG"]
+__all__ = ["EpochLog", "order_rows", "atomic_write_text", "COLUMN_ORDER", "read_log", "plot_curves",
+           "progress_enabled", "LOG_CSV", "LOG_JSONL", "CURVES_PNG"]

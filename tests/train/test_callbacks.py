@@ -11,10 +11,20 @@ import layerwise as lw
 from layerwise.data import DataLoader
 from layerwise.io import load_checkpoint
 from layerwise.solvers.lr_policy import build_policy
-from layerwise.train import (Callback, Checkpoint, CSVLogger, EarlyStopping, LambdaCallback, NonFiniteError,
-                             StopOnNonFinite, Trainer, default_callbacks, read_log)
+from layerwise.train import (
+    Callback,
+    Checkpoint,
+    CSVLogger,
+    EarlyStopping,
+    LambdaCallback,
+    NonFiniteError,
+    StopOnNonFinite,
+    Trainer,
+    default_callbacks,
+    read_log,
+)
 
-from .helpers import tiny_dataset, tiny_trainer
+from .helpers import tiny_dataset
 
 
 class Recorder(Callback):
