@@ -60,9 +60,9 @@ class RandomLayer(Layer):
 class Dropout(FloatInputs, RandomLayer):
     """Inverted dropout (Srivastava et al., 2014; Caffe's DropoutLayer).
 
-    Training: m_i ~ Bernoulli(1 - p) (keep with probability 1 - p), scale = 1 / (1 - p),
-        forward y = x * m * scale, backward dx = dy * m * scale.
-    Eval: y = x (identity; nothing cached). p = 1 drops everything (y = 0, dx = 0).
+    Forward (training): y = x * m * scale, m_i ~ Bernoulli(1 - p) (keep with probability 1 - p),
+        scale = 1 / (1 - p).  Forward (eval): y = x (identity).
+    Backward: dx = dy * m * scale (training); dx = dy (eval). p = 1 drops everything (y = 0, dx = 0).
 
     The mask comes from the layer's own ``numpy.random.Generator``: seeded with ``seed``,
     or (``seed=None``) from a seed drawn once from the layer's ``rng`` at setup, so a Net's
@@ -71,7 +71,7 @@ class Dropout(FloatInputs, RandomLayer):
     mask fixed (e.g. for a finite-difference gradcheck), restore the same state before each
     forward; the gradcheck test in tests/layers/test_dropout.py shows how.
 
-    Shapes: x (N, *) -> y (N, *).  Caches: mask (bool, training only).
+    Shapes: x (N, *) -> y (N, *).  Caches: mask (bool; None in eval or with p = 0).
 
     Args:
         ratio: the drop probability p, in [0, 1] (Caffe's dropout_ratio; PyTorch's p).

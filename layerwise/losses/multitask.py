@@ -96,7 +96,7 @@ class FastRCNNLoss(MultiTaskLoss):
               4 columns of class u for foreground RoIs, 0 elsewhere.
 
     Shapes: cls_score (N, C), labels int (N,), bbox_pred (N, 4C) or (N, 4), bbox_targets (N, 4).
-    Caches: fg (foreground mask), labels (the children cache the rest).
+    Caches: fg (foreground mask), u (the labels); the children cache the rest.
     """
 
     def __init__(self, *, lam: float = 1.0, beta: float = 1.0, loss_weight: float = 1.0, name: str | None = None) -> None:
