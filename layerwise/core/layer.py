@@ -371,7 +371,7 @@ class LossLayer(Layer):
     times that. The target gets no gradient.
     """
 
-    num_inputs = 2
+    num_inputs: int | None = 2
 
     def __init__(self, *, loss_weight: float = 1.0, name: str | None = None) -> None:
         super().__init__(name=name)

@@ -41,7 +41,7 @@ class RandomLayer(Layer):
 
     def rng_state(self) -> dict[str, Any]:
         """The generator's state (a deep copy; plain ints and strs, JSON-serialisable)."""
-        return copy.deepcopy(self.generator.bit_generator.state)
+        return copy.deepcopy(dict(self.generator.bit_generator.state))
 
     def set_rng_state(self, state: dict[str, Any]) -> None:
         """Restore a state returned by ``rng_state()``."""
@@ -53,7 +53,7 @@ class RandomLayer(Layer):
         gen.bit_generator.state = copy.deepcopy(state)
 
     def _build(self, *shapes: Shape) -> None:
-        self.generator  # draw the derived seed now, in the Net's setup order
+        _ = self.generator  # the property draws the derived seed now, in the Net's setup order
 
 
 @register("layer", "Dropout")

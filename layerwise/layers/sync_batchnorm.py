@@ -131,6 +131,7 @@ def convert_sync_batchnorm(net: Layer, comm: Any) -> int:
             count += 1
         elif isinstance(m, _BatchNorm):
             m.__class__ = SyncBatchNorm  # same state, SyncBatchNorm's forward and backward
+            assert isinstance(m, SyncBatchNorm)
             m.comm = comm
             count += 1
         elif "running_mean" in getattr(m, "_buffers", {}):
