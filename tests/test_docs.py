@@ -72,9 +72,12 @@ ALL_BLOCKS = [b for page in PAGES for b in parse_blocks(page)]
 PYTHON_BLOCKS = [b for b in ALL_BLOCKS if b.lang == "python"]
 
 
+def _needs_torch(blocks: list[Block]) -> bool:
+    return any(re.search(r"^\s*(import torch|from torch)", b.code, re.M) for b in blocks)
+
+
 def _marks(block: Block, setups: list[Block]) -> list[pytest.MarkDecorator]:
-    text = "".join(b.code for b in [*setups, block])
-    return [pytest.mark.torch] if re.search(r"^\s*(import torch|from torch)", text, re.M) else []
+    return [pytest.mark.torch] if _needs_torch([*setups, block]) else []
 
 
 def _cases():
@@ -121,6 +124,10 @@ def test_every_fence_names_its_language(block):
 
 @pytest.mark.parametrize("block, setups", _cases())
 def test_python_block_runs(block, setups, tmp_path, monkeypatch, doc_registrations):
+    if _needs_torch([*setups, block]):
+        from layerwise.testing.oracle import require_torch
+
+        require_torch()   # skips with the reason when PyTorch (a test dependency) is absent
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     namespace: dict = {"__name__": "__main__"}
