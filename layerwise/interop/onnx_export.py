@@ -350,7 +350,8 @@ def _shortcut(g, m, xs, pre):
     s, big = m.stride, np.iinfo(np.int64).max
     x = xs[0]
     if s > 1:
-        x = g.op("Slice", [x, g.const(name + "_starts", [0, 0], np.int64), g.const(name + "_ends", [big, big], np.int64),
+        x = g.op("Slice", [x, g.const(name + "_starts", [0, 0], np.int64),
+                           g.const(name + "_ends", [big, big], np.int64),
                            g.const(name + "_axes", [2, 3], np.int64), g.const(name + "_steps", [s, s], np.int64)],
                  name + "_sub")
     p = (m.out_channels - c) // 2
