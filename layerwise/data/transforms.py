@@ -95,7 +95,7 @@ class RandomCrop:
     """
 
     def __init__(self, size: int | Sequence[int], padding: int = 0, fill: float = 0.0) -> None:
-        hw = (int(size), int(size)) if np.isscalar(size) else tuple(int(s) for s in size)  # type: ignore[arg-type]
+        hw = tuple(int(s) for s in size) if isinstance(size, (Sequence, np.ndarray)) else (int(size), int(size))
         if len(hw) != 2 or min(hw) < 1:
             raise ValueError(f"RandomCrop: size must be a positive int or (h, w), got {size!r}")
         if int(padding) < 0:
