@@ -208,7 +208,7 @@ def _global_stats_classes():
 GlobalStatsBatchNorm2d, GlobalStatsBatchNorm1d = _global_stats_classes()
 
 
-def _pairs(p, name: str, rep: str, h: str, w: str, default: int) -> tuple[int, int]:
+def _pairs(p, name: str, rep: str, h: str, w: str, default: int | None) -> tuple[int, int]:
     """Caffe's kernel/stride/pad: repeated (1 or 2 values) or the _h/_w pair."""
     if p.HasField(h) or p.HasField(w):
         return int(getattr(p, h)), int(getattr(p, w))
@@ -217,6 +217,8 @@ def _pairs(p, name: str, rep: str, h: str, w: str, default: int) -> tuple[int, i
         return (int(v), int(v)) if (p.HasField(rep) or default is None) else (default, default)
     v = list(v)
     if not v:
+        if default is None:
+            raise CaffeError(f"{name}: no {rep} (or {h}/{w}) given")
         return default, default
     if len(v) == 1:
         return int(v[0]), int(v[0])
@@ -333,7 +335,7 @@ def _make_layer(cl: CaffeLayer, shapes: list[tuple[int, ...]], phase: int, label
         if not lp.HasField("normalization") and lp.HasField("normalize") and not lp.normalize:
             mode = "batch_size"
         weight = float(m.loss_weight[0]) if len(m.loss_weight) else 1.0
-        kw = {"ignore_index": int(lp.ignore_label)} if lp.HasField("ignore_label") else {}
+        kw: dict[str, Any] = {"ignore_index": int(lp.ignore_label)} if lp.HasField("ignore_label") else {}
         return losses.SoftmaxCrossEntropyLoss(reduction=mode, loss_weight=weight, **kw)
     if t == "Accuracy":
         p = m.accuracy_param
@@ -354,11 +356,12 @@ def _make_layer(cl: CaffeLayer, shapes: list[tuple[int, ...]], phase: int, label
     if t == "BatchNorm":
         p = m.batch_norm_param
         frozen = p.HasField("use_global_stats") and p.use_global_stats and phase == 0
+        bn_cls: type[L.BatchNorm2d] | type[L.BatchNorm1d]
         if frozen:
-            cls = GlobalStatsBatchNorm2d if len(shapes[0]) == 4 else GlobalStatsBatchNorm1d
+            bn_cls = GlobalStatsBatchNorm2d if len(shapes[0]) == 4 else GlobalStatsBatchNorm1d
         else:
-            cls = L.BatchNorm2d if len(shapes[0]) == 4 else L.BatchNorm1d
-        return cls(eps=float(p.eps), momentum=1.0 - float(p.moving_average_fraction), affine=False)
+            bn_cls = L.BatchNorm2d if len(shapes[0]) == 4 else L.BatchNorm1d
+        return bn_cls(eps=float(p.eps), momentum=1.0 - float(p.moving_average_fraction), affine=False)
     if t == "Scale":
         if len(cl.bottom) != 1:
             raise CaffeError(f"{where}: Scale with a second bottom (a computed multiplier) is not supported; "

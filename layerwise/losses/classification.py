@@ -197,7 +197,7 @@ class SigmoidCrossEntropyLoss(ElementwiseLoss):
             or an array that broadcasts against the logits, e.g. (C,) for (N, C) logits;
             l = (1 - t) z + (1 + (pw - 1) t) softplus(-z).
 
-    Shapes: logits (N, ...), targets the same shape -> ().  Caches: g = dl/dz.
+    Shapes: logits (N, ...), targets the same shape -> ().  Caches: g = dl/dz, div (the reduction's divisor).
     """
 
     def __init__(self, *, pos_weight: Any = None, reduction: str = "batch_size", loss_weight: float = 1.0,
@@ -255,7 +255,7 @@ class KLDivLoss(ElementwiseLoss):
               KL divergence); 'batchmean' (= 'batch_size') divides by N and is the true mean
               KL per sample; 'sum'.
 
-    Shapes: input (N, ...) log-probabilities, target the same shape -> ().  Caches: g = -t.
+    Shapes: input (N, ...) log-probabilities, target the same shape -> ().  Caches: g = -t, div (the reduction's divisor).
     """
 
     reductions = ("mean", "sum", "batch_size", "full", "batchmean")

@@ -6,7 +6,7 @@ only objects with the protocol's methods.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,7 @@ def build_transforms(cfg: Config, sample_shape: tuple[int, ...], mean: list[floa
         if not image:
             raise ConfigError("config key 'augment.flip': flips need images; set augment.flip=false")
         train.append(RandomHorizontalFlip(0.5))
-    norm = Normalize(mean, std) if (cfg.augment.normalize and mean is not None) else None
+    norm = Normalize(mean, std) if (cfg.augment.normalize and mean is not None and std is not None) else None
     if norm is not None:
         train.append(norm)
     train_t = Compose(train) if len(train) > 1 else (train[0] if train else None)
@@ -197,9 +197,14 @@ def build_policy_from_config(cfg: Config, iters_per_epoch: int) -> Callable[[int
 
 
 def build_trainer(cfg: Config, run_dir: str | Path, *, progress: bool | None = None,
-                  print_fn: Callable[[str], None] = print, on_iteration: Callable | None = None,
+                  print_fn: Callable[[str], None] = print, callbacks: Sequence[Any] = (),
                   checkpoint_ext: str = ".safetensors", comm: Any = None) -> Any:
     """Everything the config describes, wired into a Trainer (nothing is trained yet).
+
+    The solver owns the learning-rate schedule (``lr_policy`` over the run's iterations); the run's
+    callbacks are the NaN check, the progress bar (``progress``), the epoch lines (``print_fn``),
+    ``log.csv``/``log.jsonl``, a checkpoint every ``checkpoint_every`` epochs, the curves PNG and,
+    when ``early_stopping.patience`` is set, early stopping; ``callbacks`` are added after them.
 
     ``comm`` (a :class:`layerwise.distributed.Communicator` with more than one rank): data-parallel;
     ``batch_size`` is per rank, so a step uses ``batch_size * comm.size`` samples and an epoch has
@@ -208,6 +213,7 @@ def build_trainer(cfg: Config, run_dir: str | Path, *, progress: bool | None = N
     from ..data import DataLoader
     from ..losses import SoftmaxCrossEntropyLoss
     from ..solvers import build_solver
+    from .callbacks import Checkpoint, CSVLogger, EarlyStopping, PlotCurves, default_callbacks
     from .trainer import Trainer
 
     train, val = load_data(cfg)
@@ -222,8 +228,8 @@ def build_trainer(cfg: Config, run_dir: str | Path, *, progress: bool | None = N
     train_loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True,
                               drop_last=len(train) > cfg.batch_size * world, seed=cfg.seed, transform=train_t,
                               prefetch=prefetch, rank=rank, world_size=world)
-    val_loader = DataLoader(val, batch_size=cfg.eval_batch_size, shuffle=False, drop_last=False, prefetch=prefetch,
-                            rank=rank, world_size=world)
+    val_loader = DataLoader(val, batch_size=cfg.eval_batch_size, shuffle=False, drop_last=False, transform=eval_t,
+                            prefetch=prefetch, rank=rank, world_size=world)
     if len(train_loader) == 0:
         raise ConfigError(f"the training set {train.name!r} has {len(train)} samples: no batch of {cfg.batch_size}")
     net = build_model(cfg.model.name, cfg.model.kwargs, num_classes, cfg.seed)
@@ -236,23 +242,27 @@ def build_trainer(cfg: Config, run_dir: str | Path, *, progress: bool | None = N
             convert_sync_batchnorm(net, comm)
         except ValueError as e:
             raise ConfigError(f"config key 'sync_batchnorm': {e}") from None
-    try:
-        solver = build_solver(cfg.solver.name, net.named_params(), **_solver_kwargs(cfg))
+    policy = build_policy_from_config(cfg, len(train_loader))
+    try:  # the schedule is the solver's: it evaluates it at its own iteration count
+        solver = build_solver(cfg.solver.name, net.named_params(), **{**_solver_kwargs(cfg), "lr": policy})
     except (TypeError, ValueError) as e:
         raise ConfigError(f"config section 'solver': {e}") from None
-    policy = build_policy_from_config(cfg, len(train_loader))
     meta = {
         "config": cfg.to_dict(),
         "model": {"name": cfg.model.name, "kwargs": dict(cfg.model.kwargs), "num_classes": num_classes},
         "data": {"name": cfg.data.name, "classes": list(train.classes), "sample_shape": list(train.sample_shape)},
         "normalize": {"mean": mean, "std": std} if mean is not None else None,
-        "title": f"{cfg.model.name} on {cfg.data.name}",
+        "num_classes": num_classes,
     }
-    return Trainer(net, SoftmaxCrossEntropyLoss(), solver, train_loader, val_loader=val_loader, policy=policy,
-                   epochs=cfg.epochs, run_dir=run_dir, eval_transform=eval_t,
-                   seed=cfg.seed, checkpoint_every=cfg.checkpoint_every, num_classes=num_classes,
-                   input_shape=train.sample_shape, meta=meta, progress=progress, dtype=dtype, print_fn=print_fn,
-                   on_iteration=on_iteration, checkpoint_ext=checkpoint_ext, comm=comm)
+    run_dir = Path(run_dir)
+    cbs = [*default_callbacks(progress, print_fn), CSVLogger(run_dir),
+           Checkpoint(run_dir, every=cfg.checkpoint_every, ext=checkpoint_ext, meta=meta),
+           PlotCurves(run_dir, every=cfg.checkpoint_every, title=f"{cfg.model.name} on {cfg.data.name}")]
+    es = getattr(cfg, "early_stopping", None)
+    if es is not None and es.patience:
+        cbs.append(EarlyStopping(es.monitor, patience=es.patience, min_delta=es.min_delta))
+    return Trainer(net, SoftmaxCrossEntropyLoss(), solver, train_loader, val_loader=val_loader, epochs=cfg.epochs,
+                   callbacks=[*cbs, *callbacks], seed=cfg.seed, comm=comm)
 
 
 def model_from_checkpoint(path: str | Path) -> tuple[Any, dict]:

@@ -199,10 +199,3 @@ def test_summary_densenet_bc_from_shapes():
     assert [r.name for r in folded][:3] == ["features.conv0", "features.denseblock1", "features.transition1"]
     assert sum(r.params for r in folded) == 769_162 and sum(r.macs for r in folded) == macs
 
-
-def test_summary_cli(capsys):
-    from layerwise.tools.summary import main
-    assert main(["resnet20", "--input", "3,32,32"]) == 0
-    out = capsys.readouterr().out
-    assert "layer3.2.conv2" in out and "total params: 269,722" in out
-    assert main(["nope"]) == 2
