@@ -237,7 +237,7 @@ class BCEWithLogitsLoss(SigmoidCrossEntropyLoss):
 
     Forward:  l = max(z, 0) - z t + log(1 + exp(-|z|)), L = 1/D sum l, D = the number of elements.
     Backward: dl/dz = s(z) - t, divided by D.
-    Shapes: logits (N, ...), targets the same shape -> ().  Caches: g = dl/dz.
+    Shapes: logits (N, ...), targets the same shape -> ().  Caches: g = dl/dz, div (the reduction's divisor).
     """
 
     def __init__(self, *, pos_weight: Any = None, reduction: str = "mean", loss_weight: float = 1.0,

@@ -114,6 +114,8 @@ CASES: dict[str, Case] = {
     "CrossEntropyLoss": lambda: (lw.CrossEntropyLoss(), (np.full((4, 3), 1 / 3), _labels(4, 3))),
     "SigmoidCrossEntropyLoss": lambda: (lw.SigmoidCrossEntropyLoss(),
                                         (_r(4, 3), _labels(12, 2).reshape(4, 3).astype(float))),
+    "BCEWithLogitsLoss": lambda: (lw.BCEWithLogitsLoss(),
+                                  (_r(4, 3), _labels(12, 2).reshape(4, 3).astype(float))),
     "KLDivLoss": lambda: (lw.KLDivLoss(), (np.log(np.full((4, 3), 1 / 3)), np.full((4, 3), 1 / 3))),
     "EuclideanLoss": lambda: (lw.EuclideanLoss(), (_r(4, 3), _r(4, 3, seed=1))),
     "MSELoss": lambda: (lw.MSELoss(), (_r(4, 3), _r(4, 3, seed=1))),
