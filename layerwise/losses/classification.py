@@ -255,7 +255,8 @@ class KLDivLoss(ElementwiseLoss):
               KL divergence); 'batchmean' (= 'batch_size') divides by N and is the true mean
               KL per sample; 'sum'.
 
-    Shapes: input (N, ...) log-probabilities, target the same shape -> ().  Caches: g = -t, div (the reduction's divisor).
+    Shapes: input (N, ...) log-probabilities, target the same shape -> ().
+    Caches: g = -t, div (the reduction's divisor).
     """
 
     reductions = ("mean", "sum", "batch_size", "full", "batchmean")
