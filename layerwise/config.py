@@ -29,6 +29,9 @@ import yaml
 
 from .solvers.caffe_names import CONFIG_ALIASES, SOLVER_POLICY_KEYS, caffe_defaults, policy_options, speaks_caffe
 
+# The epoch-log columns early stopping may watch (the Trainer's row; val_* need a validation set).
+_MONITORS = ("val_loss", "val_top1", "val_top5", "train_loss", "train_acc")
+
 
 class ConfigError(ValueError):
     """A bad config: the message names the key, the value and what is allowed."""
@@ -100,12 +103,22 @@ class LRPolicyConfig:
 
 
 @dataclass
+class EarlyStoppingConfig:
+    patience: int = field(default=0, metadata=_help(
+        "stop when `monitor` has not improved for this many epochs (0: off; Keras's EarlyStopping)"))
+    monitor: str = field(default="val_loss", metadata=_help(
+        "the epoch-log column to watch: val_loss, val_top1, val_top5, train_loss or train_acc"))
+    min_delta: float = field(default=0.0, metadata=_help("the smallest change that counts as an improvement"))
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     solver: SolverConfig = field(default_factory=SolverConfig)
     lr_policy: LRPolicyConfig = field(default_factory=LRPolicyConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     epochs: int = field(default=40, metadata=_help("passes over the training set"))
     batch_size: int = field(default=64, metadata=_help("images per step"))
     seed: int = field(default=0, metadata=_help("seeds the weights, the data order, dropout and augmentation"))
@@ -328,6 +341,13 @@ def validate(cfg: Config, check_registries: bool = True) -> Config:
         raise bad("solver.momentum", cfg.solver.momentum, "a number in [0, 1)")
     if cfg.solver.weight_decay < 0:
         raise bad("solver.weight_decay", cfg.solver.weight_decay, "a number >= 0")
+    es = cfg.early_stopping
+    if isinstance(es.patience, bool) or not isinstance(es.patience, int) or es.patience < 0:
+        raise bad("early_stopping.patience", es.patience, "an integer >= 0 (0 = off)")
+    if es.monitor not in _MONITORS:
+        raise bad("early_stopping.monitor", es.monitor, ", ".join(_MONITORS))
+    if not es.min_delta >= 0:
+        raise bad("early_stopping.min_delta", es.min_delta, "a number >= 0")
     if cfg.lr_policy.warmup_epochs < 0:
         raise bad("lr_policy.warmup_epochs", cfg.lr_policy.warmup_epochs, "a number >= 0")
     if not 0 < cfg.lr_policy.warmup_start <= 1:
@@ -492,5 +512,5 @@ def default_config_text(cfg: Config | None = None) -> str:
 
 
 __all__ = ["Config", "ModelConfig", "DataConfig", "AugmentConfig", "SolverConfig", "LRPolicyConfig",
-           "ConfigError", "load_config", "default_config_text", "apply_overrides", "parse_override", "validate",
-           "DATASETS"]
+           "EarlyStoppingConfig", "ConfigError", "load_config", "default_config_text", "apply_overrides",
+           "parse_override", "validate", "DATASETS"]

@@ -258,8 +258,8 @@ def build_trainer(cfg: Config, run_dir: str | Path, *, progress: bool | None = N
     cbs = [*default_callbacks(progress, print_fn), CSVLogger(run_dir),
            Checkpoint(run_dir, every=cfg.checkpoint_every, ext=checkpoint_ext, meta=meta),
            PlotCurves(run_dir, every=cfg.checkpoint_every, title=f"{cfg.model.name} on {cfg.data.name}")]
-    es = getattr(cfg, "early_stopping", None)
-    if es is not None and es.patience:
+    es = cfg.early_stopping
+    if es.patience:
         cbs.append(EarlyStopping(es.monitor, patience=es.patience, min_delta=es.min_delta))
     return Trainer(net, SoftmaxCrossEntropyLoss(), solver, train_loader, val_loader=val_loader, epochs=cfg.epochs,
                    callbacks=[*cbs, *callbacks], seed=cfg.seed, comm=comm)
