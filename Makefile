@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed
 TESTDEPS := $(VENV)/.installed-test
 
-.PHONY: train demo test venv clean bench
+.PHONY: train demo test lint venv clean bench
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -29,8 +29,14 @@ train: $(RUNTIME)
 demo: $(RUNTIME)
 	$(BIN)/python examples/mlp_digits.py
 
-test: $(TESTDEPS)
+test: $(TESTDEPS) lint
 	$(BIN)/python -m pytest -q -n 2 --doctest-modules layerwise tests
+
+# ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade) and mypy over the package;
+# the rules are in pyproject.toml.
+lint: $(TESTDEPS)
+	$(BIN)/ruff check layerwise
+	$(BIN)/mypy
 
 bench: $(TESTDEPS)
 	$(BIN)/python benchmarks/bench_densenet.py

@@ -27,7 +27,7 @@ def _env(threads: int, malloc_tuned: bool) -> dict:
     env = dict(os.environ)
     for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[k] = str(threads)
-    if malloc_tuned:  # see shared PERF-ANCHORS: glibc returning freed blocks costs page faults
+    if malloc_tuned:  # docs/training.md, "Speed": glibc returning freed blocks costs page faults
         env["MALLOC_MMAP_MAX_"] = "0"
         env["MALLOC_TRIM_THRESHOLD_"] = "100000000000"
     env["PYTHONPATH"] = ROOT + os.pathsep + HERE + os.pathsep + env.get("PYTHONPATH", "")

@@ -1,12 +1,12 @@
 """layerwise: a deep-learning framework where every layer owns its forward and backward pass.
 
-Public names only; see docs/ and DESIGN.md for the contract.
+Public names only; see docs/ and docs/design.md for the contract.
 """
 from . import _threads
 
 _threads.apply()  # under mpiexec: each rank's BLAS/OpenMP/numba threads, set before NumPy loads (docs/distributed.md)
 
-from . import backend, init  # noqa: E402
+from . import backend, init
 from .core import Layer, LayerError, LossLayer, Net, Param, Sequential, register
 from .interop import export_onnx, load_caffe, load_onnx
 from .layers import *  # noqa: F401,F403
@@ -31,5 +31,8 @@ def __getattr__(name: str):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'layerwise' has no attribute {name!r}")
 
+
+
 __all__ = (["Layer", "LossLayer", "LayerError", "Net", "Param", "Sequential", "register", "gradcheck",
-            "backend", "init", "load_caffe", "load_onnx", "export_onnx"] + list(_layers_all) + list(_losses_all) + list(_solvers_all) + list(_models_all))
+            "backend", "init", "load_caffe", "load_onnx", "export_onnx"]
+           + list(_layers_all) + list(_losses_all) + list(_solvers_all) + list(_models_all))

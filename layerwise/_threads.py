@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
                "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
@@ -32,7 +33,7 @@ _LOCAL_VARS = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "LOCAL_WORLD_SIZ
 CHOICE: str | None = None  # what was chosen, in words (None: not under a launcher, nothing done)
 
 
-def _int_env(names: tuple[str, ...], env: dict) -> int | None:
+def _int_env(names: tuple[str, ...], env: Mapping[str, str]) -> int | None:
     for n in names:
         v = str(env.get(n, "")).strip()
         if v.isdigit() and int(v) > 0:
@@ -57,7 +58,7 @@ def cores_available() -> int:
         return os.cpu_count() or 1
 
 
-def choose(env: dict | None = None, cores: int | None = None, total_cores: int | None = None,
+def choose(env: Mapping[str, str] | None = None, cores: int | None = None, total_cores: int | None = None,
            query_mpi: bool = True) -> tuple[dict[str, str], str | None]:
     """(variables to set, sentence) for this process; ({}, None) when no launcher started several.
 
@@ -67,7 +68,8 @@ def choose(env: dict | None = None, cores: int | None = None, total_cores: int |
         total_cores: cores of the machine (default ``os.cpu_count()``).
         query_mpi: ask MPI for the node's rank count when the launcher's environment does not say.
     """
-    env = os.environ if env is None else env
+    if env is None:
+        env = os.environ
     if str(env.get("LAYERWISE_NO_THREAD_DEFAULTS", "")).strip() not in ("", "0"):
         return {}, None
     world = _int_env(_WORLD_VARS, env)
@@ -106,7 +108,7 @@ def apply() -> str | None:
     os.environ.update(todo)
     if "numpy" in sys.modules:  # too late for the variables: limit the running BLAS pools instead
         try:
-            from threadpoolctl import threadpool_limits
+            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # ships no type hints
 
             threadpool_limits(int(next(iter(todo.values()))))
         except Exception:  # noqa: BLE001 - threadpoolctl missing: the variables still reach new pools

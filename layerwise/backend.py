@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 try:  # CuPy is optional: only present on machines with a GPU.
-    import cupy as _cupy  # type: ignore
+    import cupy as _cupy
 except Exception:  # pragma: no cover - depends on the machine
     _cupy = None
 
@@ -81,7 +81,7 @@ def as_dtype(dtype: Any) -> np.dtype:
 def erfc(x: Any):
     """The complementary error function for NumPy or CuPy arrays (NumPy itself has none)."""
     if get_array_module(x) is not np:
-        from cupyx.scipy import special as cupy_special  # type: ignore
+        from cupyx.scipy import special as cupy_special
 
         return cupy_special.erfc(x)
     from scipy import special

@@ -20,61 +20,95 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
+
+from .solvers.caffe_names import CONFIG_ALIASES, SOLVER_POLICY_KEYS, caffe_defaults, policy_options, speaks_caffe
+
+# The epoch-log columns early stopping may watch (the Trainer's row; val_* need a validation set).
+_MONITORS = ("val_loss", "val_top1", "val_top5", "train_loss", "train_acc")
 
 
 class ConfigError(ValueError):
     """A bad config: the message names the key, the value and what is allowed."""
 
 
+def _help(text: str) -> dict[str, str]:
+    """A field's metadata: ``help`` is its comment in ``layerwise train --print-config``."""
+    return {"help": text}
+
+
 @dataclass
 class ModelConfig:
-    name: str = "densenet_bc"  # a registered model: densenet_bc, densenet, resnet20, lenet, mlp, ...
-    # keyword arguments of the model builder; num_classes is filled in from the data set.
+    name: str = field(default="densenet_bc",
+                      metadata=_help("a registered model: densenet_bc, densenet, resnet20, lenet, mlp, ..."))
     # The default is the DenseNet-BC of the paper's smallest row, L=40, k=12 (3 dense blocks of 6 bottleneck
     # layers, 176k params): on 8x8 digits it reached 98.9-99.7% over seeds 0-2 in 80-90 s on 2 cores, where
     # L=22 (71k params) sometimes ended at 98.6%.
-    kwargs: dict = field(default_factory=lambda: {"depth": 40, "growth_rate": 12})
+    kwargs: dict[str, Any] = field(
+        default_factory=lambda: {"depth": 40, "growth_rate": 12},
+        metadata=_help("keyword arguments of the model builder; num_classes is filled in from the data set"))
 
 
 @dataclass
 class DataConfig:
-    name: str = "digits"  # digits (built in), mnist, fashion_mnist, cifar10, cifar100, npz, folder
-    root: str | None = None  # directory (or file for npz) holding the data; None = the default
-    # "test": validate on the test split; a fraction in (0, 1): hold out that share of the training set
-    val: str | float = "test"
-    num_workers: int = 1  # 1 = prefetch the next batch in a background thread; 0 = no thread
+    name: str = field(default="digits", metadata=_help(
+        "digits (built in), mnist, fashion_mnist, cifar10, cifar100, npz, folder"))
+    root: str | None = field(default=None, metadata=_help(
+        "directory (or file for npz) holding the data; None = the default"))
+    val: str | float = field(default="test", metadata=_help(
+        '"test": validate on the test split; a fraction in (0, 1): hold out that share of the training set'))
+    num_workers: int = field(default=1, metadata=_help(
+        "1 = prefetch the next batch in a background thread; 0 = no thread"))
 
 
 @dataclass
 class AugmentConfig:
-    normalize: bool = True  # per-channel mean/std computed on the training set
-    crop_padding: int = 1  # pad-and-random-crop by this many pixels (0 = off; CIFAR uses 4)
-    flip: bool = False  # random horizontal flip (on for CIFAR; off for digits, where it changes the class)
+    normalize: bool = field(default=True, metadata=_help("per-channel mean/std computed on the training set"))
+    crop_padding: int = field(default=1, metadata=_help(
+        "pad-and-random-crop by this many pixels (0 = off; CIFAR uses 4)"))
+    flip: bool = field(default=False, metadata=_help(
+        "random horizontal flip (on for CIFAR; off for digits, where it changes the class)"))
 
 
 @dataclass
 class SolverConfig:
-    name: str = "sgd"  # a registered solver: sgd, adam, rmsprop, adagrad, adadelta, ...
-    lr: float = 0.1  # base learning rate (Caffe: base_lr)
-    momentum: float = 0.9  # SGD momentum (Adam: beta1 is set with kwargs)
-    nesterov: bool = True  # Nesterov momentum (the DenseNet paper's choice)
-    weight_decay: float = 5e-4  # L2 weight decay (5e-4 for the small digits set; the DenseNet paper uses 1e-4 on CIFAR)
-    kwargs: dict = field(default_factory=dict)  # any other solver argument (betas, eps, clip_gradients, ...)
+    name: str = field(default="sgd", metadata=_help(
+        "a registered solver: sgd, nesterov, adam, adamw, rmsprop, adagrad, adadelta (Caffe: type)"))
+    lr: float = field(default=0.1, metadata=_help("base learning rate (Caffe: base_lr)"))
+    momentum: float = field(default=0.9, metadata=_help(
+        "momentum as Caffe means it: SGD's and RMSProp's momentum, Adam's beta1, AdaDelta's rho"))
+    nesterov: bool = field(default=True, metadata=_help("Nesterov momentum (the DenseNet paper's choice)"))
+    weight_decay: float = field(default=5e-4, metadata=_help(
+        "L2 weight decay (5e-4 for the small digits set; the DenseNet paper uses 1e-4 on CIFAR)"))
+    kwargs: dict[str, Any] = field(default_factory=dict, metadata=_help(
+        "any other solver argument (betas, eps, clip_gradients, ...)"))
 
 
 @dataclass
 class LRPolicyConfig:
-    name: str = "cosine"  # a registered lr policy: fixed, step, multistep, exp, inv, poly, sigmoid, cosine
-    warmup_epochs: float = 1.0  # linear warm-up from warmup_start * lr over this many epochs (0 = off)
-    warmup_start: float = 0.1  # the warm-up starts at this fraction of the base lr
-    # multistep: the lr is multiplied by gamma at these fractions of the run (the paper: 50%, 75%)
-    milestones: list = field(default_factory=lambda: [0.5, 0.75])
-    kwargs: dict = field(default_factory=dict)  # other policy arguments (gamma, power, eta_min, ...)
+    name: str = field(default="cosine", metadata=_help(
+        "a registered lr policy: fixed, step, multistep, exp, inv, poly, sigmoid, cosine"))
+    warmup_epochs: float = field(default=1.0, metadata=_help(
+        "linear warm-up from warmup_start * lr over this many epochs (0 = off)"))
+    warmup_start: float = field(default=0.1, metadata=_help("the warm-up starts at this fraction of the base lr"))
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75], metadata=_help(
+        "multistep: the lr is multiplied by gamma at these fractions of the run (the paper: 50%, 75%)"))
+    kwargs: dict[str, Any] = field(default_factory=dict, metadata=_help(
+        "other policy arguments (gamma, power, eta_min, ...)"))
+
+
+@dataclass
+class EarlyStoppingConfig:
+    patience: int = field(default=0, metadata=_help(
+        "stop when `monitor` has not improved for this many epochs (0: off; Keras's EarlyStopping)"))
+    monitor: str = field(default="val_loss", metadata=_help(
+        "the epoch-log column to watch: val_loss, val_top1, val_top5, train_loss or train_acc"))
+    min_delta: float = field(default=0.0, metadata=_help("the smallest change that counts as an improvement"))
 
 
 @dataclass
@@ -84,17 +118,21 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     solver: SolverConfig = field(default_factory=SolverConfig)
     lr_policy: LRPolicyConfig = field(default_factory=LRPolicyConfig)
-    epochs: int = 40  # passes over the training set
-    batch_size: int = 64  # images per step
-    seed: int = 0  # seeds the weights, the data order, dropout and augmentation
-    checkpoint_every: int = 5  # save a checkpoint every N epochs (and always at the end); 0 = only at the end
-    out_dir: str = "runs"  # run directories are created under here
-    name: str | None = None  # the run directory's name; None = <date>-<time>-<model>-<data>
-    eval_batch_size: int = 256  # images per step when evaluating
-    dtype: str = "float32"  # float32 or float64
-    # data-parallel (mpiexec -n R): BatchNorm statistics over all R ranks' samples (SyncBatchNorm), so R ranks
-    # with batch B normalise like one process with batch R*B; false: each rank its own (PyTorch DDP's default)
-    sync_batchnorm: bool = False
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    epochs: int = field(default=40, metadata=_help("passes over the training set"))
+    batch_size: int = field(default=64, metadata=_help("images per step"))
+    seed: int = field(default=0, metadata=_help("seeds the weights, the data order, dropout and augmentation"))
+    checkpoint_every: int = field(default=5, metadata=_help(
+        "save a checkpoint every N epochs (and always at the end); 0 = only at the end"))
+    out_dir: str = field(default="runs", metadata=_help("run directories are created under here"))
+    name: str | None = field(default=None, metadata=_help(
+        "the run directory's name; None = <date>-<time>-<model>-<data>"))
+    eval_batch_size: int = field(default=256, metadata=_help("images per step when evaluating"))
+    dtype: str = field(default="float32", metadata=_help("float32 or float64"))
+    sync_batchnorm: bool = field(default=False, metadata=_help(
+        "data-parallel (mpiexec -n R): BatchNorm statistics over all R ranks' samples (SyncBatchNorm), so R "
+        "ranks with batch B normalise like one process with batch R*B; false: each rank its own (PyTorch "
+        "DDP's default)"))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -103,76 +141,62 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-# Caffe (and common) aliases -> our names, per section.
-_ALIASES: dict[str, dict[str, str]] = {
-    "solver": {"base_lr": "lr", "type": "name", "solver_type": "name", "weight_decay_l2": "weight_decay"},
-    "lr_policy": {"type": "name", "policy": "name", "warmup": "warmup_epochs"},
-    "model": {"type": "name", "args": "kwargs"},
-    "data": {"dataset": "name", "path": "root"},
-    "augment": {"padding": "crop_padding", "random_crop": "crop_padding", "mirror": "flip", "hflip": "flip"},
-    "": {"max_epoch": "epochs", "max_epochs": "epochs", "batch": "batch_size",
-         "snapshot": "checkpoint_every", "snapshot_every": "checkpoint_every", "random_seed": "seed",
-         "output_dir": "out_dir", "augmentation": "augment", "optimizer": "solver", "scheduler": "lr_policy",
-         "lr_schedule": "lr_policy", "dataset": "data"},
-}
-# Caffe's solver.prototxt keeps the lr policy inside the solver section.
-_SOLVER_POLICY_KEYS = {"lr_policy": "name", "gamma": None, "stepsize": None, "power": None,
-                       "warmup_epochs": "warmup_epochs"}
-
-_CHOICES = {
-    "data.val": "'test' or a fraction in (0, 1)",
-    "dtype": ["float32", "float64"],
-}
+# What a few keys allow, for the messages (the rest say their type).
+_CHOICES: dict[str, str] = {"data.val": "'test' or a fraction in (0, 1)", "dtype": "float32, float64"}
+DTYPES = ("float32", "float64")
 
 
 def _type_name(tp: Any) -> str:
-    return tp if isinstance(tp, str) else getattr(tp, "__name__", str(tp))
+    """``str | None`` for a union, the class's name otherwise (for messages)."""
+    if get_origin(tp) in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in get_args(tp))
+    return "None" if tp is type(None) else getattr(get_origin(tp) or tp, "__name__", str(tp))
 
 
-def _coerce(key: str, value: Any, default: Any, annotation: str) -> Any:
-    """Check ``value`` against the field's type (from its annotation string and default)."""
-    ann = annotation.replace(" ", "")
-    optional = "None" in ann.split("|")
+def _coerce(key: str, value: Any, default: Any, tp: Any) -> Any:
+    """Check ``value`` against the field's type hint ``tp`` (resolved by ``typing.get_type_hints``)."""
+    options = get_args(tp) if get_origin(tp) in (Union, types.UnionType) else (tp,)
     if value is None:
-        if optional:
+        if type(None) in options:
             return None
-        raise ConfigError(f"config key {key!r}: null is not allowed; expected {ann} (default {default!r})")
-    if ann.startswith("bool"):
+        raise ConfigError(f"config key {key!r}: null is not allowed; expected {_type_name(tp)} (default {default!r})")
+    kinds = {get_origin(o) or o for o in options if o is not type(None)}
+    if kinds == {bool}:
         if isinstance(value, bool):
             return value
         raise ConfigError(f"config key {key!r}: expected true or false, got {value!r}")
-    if ann.startswith("int"):
+    if kinds == {int}:
         if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
             raise ConfigError(f"config key {key!r}: expected an integer, got {value!r}")
         return int(value)
-    if ann.startswith("float"):
+    if kinds == {float}:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"config key {key!r}: expected a number, got {value!r} ({type(value).__name__});"
                               " write 1.0e-4, not 1e-4, if YAML read it as a string")
         if not math.isfinite(value):
             raise ConfigError(f"config key {key!r}: expected a finite number, got {value!r}")
         return float(value)
-    if ann.startswith("str|float"):
+    if kinds == {str, float}:
         if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"config key {key!r}: expected {_CHOICES.get(key, ann)}, got {value!r}")
+            raise ConfigError(f"config key {key!r}: expected {_CHOICES.get(key, _type_name(tp))}, got {value!r}")
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"config key {key!r}: expected {_CHOICES.get(key, ann)}, got {value!r}")
-    if ann.startswith("str"):
+        raise ConfigError(f"config key {key!r}: expected {_CHOICES.get(key, _type_name(tp))}, got {value!r}")
+    if kinds == {str}:
         if isinstance(value, str):
             return value
         raise ConfigError(f"config key {key!r}: expected a string, got {value!r}")
-    if ann.startswith("dict"):
+    if kinds == {dict}:
         if isinstance(value, dict):
             _check_finite(key, value)
             return dict(value)
         raise ConfigError(f"config key {key!r}: expected a mapping (key: value, ...), got {value!r}")
-    if ann.startswith("list"):
+    if kinds == {list}:
         if isinstance(value, (list, tuple)):
             _check_finite(key, value)
             return list(value)
         raise ConfigError(f"config key {key!r}: expected a list, got {value!r}")
-    return value
+    raise TypeError(f"config field {key!r}: no check for its type {_type_name(tp)}; teach _coerce that type")
 
 
 def _check_finite(key: str, value: Any, depth: int = 0, budget: list[int] | None = None) -> None:
@@ -193,12 +217,17 @@ def _check_finite(key: str, value: Any, depth: int = 0, budget: list[int] | None
             _check_finite(f"{key}[{i}]", v, depth + 1, budget)
 
 
-def _fill(cls: type, raw: dict, section: str) -> Any:
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def _fill(cls: type, raw: Any, section: str) -> Any:
     """Build dataclass ``cls`` from ``raw``, renaming aliases and rejecting unknown keys."""
     if not isinstance(raw, dict):
         raise ConfigError(f"config section {section or '(top level)'!r}: expected a mapping, got {raw!r}")
-    aliases = _ALIASES.get(section, {})
+    aliases = CONFIG_ALIASES.get(section, {})
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = get_type_hints(cls)
     values: dict[str, Any] = {}
     for key, value in raw.items():
         name = aliases.get(str(key), str(key))
@@ -209,36 +238,86 @@ def _fill(cls: type, raw: dict, section: str) -> Any:
                               f"allowed keys{' in ' + repr(section) if section else ''}: {allowed}")
         if name in values:
             raise ConfigError(f"config key {dotted!r} is given twice (once as an alias such as {key!r})")
-        f = fields[name]
-        if dataclasses.is_dataclass(f.type) or (isinstance(f.type, str) and f.type.endswith("Config")):
-            sub_cls = {"model": ModelConfig, "data": DataConfig, "augment": AugmentConfig,
-                       "solver": SolverConfig, "lr_policy": LRPolicyConfig}[name]
-            values[name] = _fill(sub_cls, value if value is not None else {}, name)
+        tp = hints[name]
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            values[name] = _fill(tp, value if value is not None else {}, name)
         else:
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore
-            values[name] = _coerce(dotted, value, default, _type_name(f.type))
+            values[name] = _coerce(dotted, value, _default(fields[name]), tp)
     return cls(**values)
 
 
 def _hoist_caffe_solver(raw: dict) -> dict:
-    """Move Caffe's lr_policy keys from the solver section into lr_policy."""
+    """Move Caffe's lr_policy keys from the solver section into lr_policy (Caffe's names for the
+    policy's arguments become ours). Caffe has no warm-up: a schedule given this way gets none unless
+    the config asks for one."""
     solver = raw.get("solver")
     if not isinstance(solver, dict):
         return raw
-    moved = {k: solver[k] for k in _SOLVER_POLICY_KEYS if k in solver and not isinstance(solver[k], dict)}
+    moved = {k: solver[k] for k in SOLVER_POLICY_KEYS if k in solver and not isinstance(solver[k], dict)}
     if not moved:
         return raw
+    given = raw.get("lr_policy") or {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"config section 'lr_policy': expected a mapping, got {given!r}")
+    if not isinstance(given.get("kwargs") or {}, dict):
+        raise ConfigError(f"config key 'lr_policy.kwargs': expected a mapping (key: value, ...), got "
+                          f"{given['kwargs']!r}")
     raw = dict(raw)
     raw["solver"] = {k: v for k, v in solver.items() if k not in moved}
-    policy = dict(raw.get("lr_policy") or {})
+    policy = dict(given)
+    extra = {}
     for k, v in moved.items():
-        target = _SOLVER_POLICY_KEYS[k]
+        target = SOLVER_POLICY_KEYS[k]
         if target:
             policy[target] = v
         else:
-            policy.setdefault("kwargs", {})[k] = v
+            extra[k] = v
+    if extra:
+        try:
+            policy["kwargs"] = policy_options({**(policy.get("kwargs") or {}), **extra}, "config section 'lr_policy'")
+        except TypeError as e:
+            raise ConfigError(str(e)) from None
+    if "lr_policy" in moved and not {"warmup_epochs", "warmup"} & set(policy):
+        policy["warmup_epochs"] = 0.0
     raw["lr_policy"] = policy
     return raw
+
+
+def _solver_keys(solver: Any) -> set[str]:
+    """The keys of a raw solver section and of its kwargs."""
+    if not isinstance(solver, dict):
+        return set()
+    kwargs = solver.get("kwargs")
+    return {str(k) for k in solver} | ({str(k) for k in kwargs} if isinstance(kwargs, dict) else set())
+
+
+def _apply_caffe_defaults(raw: dict) -> dict:
+    """A solver section written with Caffe's names gets Caffe's defaults for what it leaves out
+    (``layerwise.solvers.caffe_names``): momentum 0, weight_decay 0, delta 1e-8, ... instead of this
+    config's own defaults. Fields of the section are set there, the rest go into its kwargs."""
+    solver = raw.get("solver")
+    if not isinstance(solver, dict):
+        return raw
+    aliases = CONFIG_ALIASES["solver"]
+    named = {aliases.get(str(k), str(k)): v for k, v in solver.items()}
+    _import_registries()
+    from .core.registry import lookup
+
+    try:
+        cls = lookup("solver", str(named.get("name", SolverConfig.name)))
+    except KeyError:  # validate() names the unknown solver
+        return raw
+    given_kwargs = solver.get("kwargs")
+    kwargs: dict[str, Any] = given_kwargs if isinstance(given_kwargs, dict) else {}
+    missing = caffe_defaults(cls, set(named) | set(kwargs))
+    if not missing:
+        return raw
+    own = {f.name for f in dataclasses.fields(SolverConfig)}
+    solver = {**solver, **{k: v for k, v in missing.items() if k in own}}
+    extra = {k: v for k, v in missing.items() if k not in own}
+    if extra:
+        solver["kwargs"] = {**extra, **kwargs}
+    return {**raw, "solver": solver}
 
 
 def validate(cfg: Config, check_registries: bool = True) -> Config:
@@ -254,14 +333,21 @@ def validate(cfg: Config, check_registries: bool = True) -> Config:
         raise bad("eval_batch_size", cfg.eval_batch_size, "an integer >= 1")
     if cfg.checkpoint_every < 0:
         raise bad("checkpoint_every", cfg.checkpoint_every, "an integer >= 0 (0 = only at the end)")
-    if cfg.dtype not in _CHOICES["dtype"]:
-        raise bad("dtype", cfg.dtype, ", ".join(_CHOICES["dtype"]))
+    if cfg.dtype not in DTYPES:
+        raise bad("dtype", cfg.dtype, _CHOICES["dtype"])
     if cfg.solver.lr <= 0:
         raise bad("solver.lr", cfg.solver.lr, "a number > 0")
     if not 0 <= cfg.solver.momentum < 1:
         raise bad("solver.momentum", cfg.solver.momentum, "a number in [0, 1)")
     if cfg.solver.weight_decay < 0:
         raise bad("solver.weight_decay", cfg.solver.weight_decay, "a number >= 0")
+    es = cfg.early_stopping
+    if isinstance(es.patience, bool) or not isinstance(es.patience, int) or es.patience < 0:
+        raise bad("early_stopping.patience", es.patience, "an integer >= 0 (0 = off)")
+    if es.monitor not in _MONITORS:
+        raise bad("early_stopping.monitor", es.monitor, ", ".join(_MONITORS))
+    if not es.min_delta >= 0:
+        raise bad("early_stopping.min_delta", es.min_delta, "a number >= 0")
     if cfg.lr_policy.warmup_epochs < 0:
         raise bad("lr_policy.warmup_epochs", cfg.lr_policy.warmup_epochs, "a number >= 0")
     if not 0 < cfg.lr_policy.warmup_start <= 1:
@@ -326,7 +412,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         parsed = yaml.safe_load(value) if value.strip() else None
     except yaml.YAMLError as e:
-        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({e.problem if hasattr(e, 'problem') else e})") from None
+        problem = e.problem if hasattr(e, "problem") else e
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({problem})") from None
     return key.split("."), parsed
 
 
@@ -368,7 +455,8 @@ def load_config(source: str | Path | dict | None = None, overrides: list[str] | 
     else:
         path = Path(source)
         if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist; pass a YAML file or no config for the defaults")
+            raise ConfigError(f"config file {str(path)!r} does not exist; pass a YAML file or no config for the "
+                              "defaults")
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as e:
@@ -383,9 +471,13 @@ def load_config(source: str | Path | dict | None = None, overrides: list[str] | 
         except RecursionError:
             raise ConfigError(f"config file {str(path)!r} is nested too deeply to be a config") from None
         if not isinstance(raw, dict):
-            raise ConfigError(f"config file {str(path)!r}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+            raise ConfigError(f"config file {str(path)!r}: expected a mapping of keys at the top level, got "
+                              f"{type(raw).__name__}")
+    caffe = speaks_caffe(_solver_keys(raw.get("solver")))     # before the policy keys leave the section
     raw = _hoist_caffe_solver(dict(raw))
     raw = apply_overrides(raw, overrides or [])
+    if caffe or speaks_caffe(_solver_keys(raw.get("solver"))):
+        raw = _apply_caffe_defaults(raw)
     model = raw.get("model")
     if isinstance(model, dict) and "name" in model and "kwargs" not in model \
             and model["name"] != ModelConfig.name:
@@ -395,49 +487,30 @@ def load_config(source: str | Path | dict | None = None, overrides: list[str] | 
     return validate(_fill(Config, raw, ""), check_registries=check_registries)
 
 
-def _field_comments(cls: type) -> dict[str, str]:
-    """Each field's comment in the class source: the lines above it and the one on its line."""
-    import inspect
-    import re
-
-    out: dict[str, str] = {}
-    above: list[str] = []
-    for line in inspect.getsource(cls).splitlines()[1:]:
-        stripped = line.strip()
-        m = re.match(r"(\w+): [^=]+=.*?(?:#\s?(.*))?$", stripped)
-        if stripped.startswith("#"):
-            above.append(stripped.lstrip("#").strip())
-        elif m:
-            out[m.group(1)] = " ".join(above + ([m.group(2).strip()] if m.group(2) else []))
-            above = []
-        else:
-            above = []
-    return out
-
-
 def default_config_text(cfg: Config | None = None) -> str:
-    """A config as YAML with each field's comment (``layerwise train --print-config``)."""
+    """A config as YAML with each field's help as a comment (``layerwise train --print-config``)."""
     cfg = cfg or Config()
 
     def value(v: Any) -> str:
         return yaml.safe_dump(v, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
 
+    def line(indent: str, f: dataclasses.Field, v: Any) -> str:
+        c = f.metadata.get("help", "")
+        return f"{indent}{f.name}: {value(v)}" + (f"  # {c}" if c else "")
+
     lines = ["# layerwise training config: every key is optional (missing keys keep these defaults).",
-             "# Caffe names are accepted too (base_lr, type, max_epoch, ...); see docs/training.md."]
-    top = _field_comments(Config)
+             "# Caffe names are accepted too (base_lr, type, max_epoch, ...), with Caffe's defaults; see "
+             "docs/training.md."]
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
         if dataclasses.is_dataclass(v):
             lines.append(f"{f.name}:")
-            sub = _field_comments(type(v))
-            for g in dataclasses.fields(v):
-                c = sub.get(g.name, "")
-                lines.append(f"  {g.name}: {value(getattr(v, g.name))}" + (f"  # {c}" if c else ""))
+            lines.extend(line("  ", g, getattr(v, g.name)) for g in dataclasses.fields(v))
         else:
-            c = top.get(f.name, "")
-            lines.append(f"{f.name}: {value(v)}" + (f"  # {c}" if c else ""))
+            lines.append(line("", f, v))
     return "\n".join(lines) + "\n"
 
 
 __all__ = ["Config", "ModelConfig", "DataConfig", "AugmentConfig", "SolverConfig", "LRPolicyConfig",
-           "ConfigError", "load_config", "default_config_text", "apply_overrides", "parse_override", "validate", "DATASETS"]
+           "EarlyStoppingConfig", "ConfigError", "load_config", "default_config_text", "apply_overrides",
+           "parse_override", "validate", "DATASETS"]

@@ -25,6 +25,17 @@ from ..backend import Array, Shape, get_array_module, is_array, to_device
 from .param import Param
 
 
+class NamedParams(dict[str, Param]):
+    """``name -> Param``, as ``Layer.named_params()`` returns it, plus ``owner``: the layer the params
+    belong to. A plain dict in every other respect. A solver built from the params of a layer that has
+    none yet (not built) keeps ``owner`` and binds its params on first use (Keras's optimizers build
+    their slots the same way), so ``SGD(net.named_params(), ...)`` may come before the first forward.
+    """
+
+    def __init__(self, *args: Any, owner: Layer | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.owner = owner
+
 class LayerError(ValueError):
     """Bad input to a layer: the message names the layer, what was expected and the fix."""
 
@@ -96,10 +107,12 @@ class Layer:
         self._in_shapes, self._out_shape = in_shapes, out
         return out
 
-    def _build(self, *in_shapes: Shape) -> None:
+    # Subclasses name their inputs (``_build(self, shape)``, ``_output_shape(self, pred, target)``);
+    # the ``*Any, **Any`` signature here is the one mypy accepts any such override of.
+    def _build(self, *in_shapes: Any, **_: Any) -> None:
         """Create params from the input shapes (once). Default: no params."""
 
-    def _output_shape(self, *in_shapes: Shape):
+    def _output_shape(self, *in_shapes: Any, **_: Any) -> Any:
         """Validate the input shapes and return the output shape. Default: same as input 0."""
         return in_shapes[0]
 
@@ -249,9 +262,14 @@ class Layer:
     def children(self) -> dict[str, Layer]:
         return dict(self._children)
 
-    def named_params(self, prefix: str = "") -> dict[str, Param]:
-        """All params, recursively, by dotted name (PyTorch's ``named_parameters``)."""
-        out = {prefix + k: p for k, p in self._params.items()}
+    def named_params(self, prefix: str = "") -> NamedParams:
+        """All params, recursively, by dotted name (PyTorch's ``named_parameters``).
+
+        The dict also remembers this layer (``.owner``): a solver given the params of a layer that
+        is not built yet (no forward or ``setup`` so far, so no params) binds them when they exist.
+        """
+        out = NamedParams(owner=self)
+        out.update((prefix + k, p) for k, p in self._params.items())
         for cname, child in self._children.items():
             out.update(child.named_params(f"{prefix}{cname}."))
         return out
@@ -340,7 +358,8 @@ class Layer:
             elif key in buffers:
                 b = buffers[key]
                 if tuple(value.shape) != tuple(b.shape):
-                    raise self.error(f"load_state_dict: buffer {key!r} has shape {tuple(value.shape)}, expected {tuple(b.shape)}")
+                    raise self.error(f"load_state_dict: buffer {key!r} has shape {tuple(value.shape)}, "
+                                     f"expected {tuple(b.shape)}")
                 xp = get_array_module(b)
                 b[...] = xp.asarray(value, dtype=b.dtype)
 
@@ -354,13 +373,13 @@ class LossLayer(Layer):
     times that. The target gets no gradient.
     """
 
-    num_inputs = 2
+    num_inputs: int | None = 2
 
     def __init__(self, *, loss_weight: float = 1.0, name: str | None = None) -> None:
         super().__init__(name=name)
         self.loss_weight = float(loss_weight)
 
-    def _output_shape(self, *in_shapes: Shape):
+    def _output_shape(self, *in_shapes: Any, **_: Any) -> Any:
         return ()
 
     def _check_dtype(self, xs) -> None:  # the target may be integer labels; only the prediction is checked

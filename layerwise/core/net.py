@@ -186,7 +186,7 @@ class Net(Layer):
             self._steps, self.fusion_report = fusion.plan(self.nodes, self.output_names, self.fuse)
             for step in self._steps:
                 if step.fused and isinstance(getattr(step.layer, "workspace", None), Workspace):
-                    step.layer.workspace = self.workspace
+                    setattr(step.layer, "workspace", self.workspace)  # noqa: B010 (fused layers that use scratch)
         return self._steps
 
     @property
@@ -238,7 +238,7 @@ class Net(Layer):
                 if d is None or d > 0]
 
     def _call_hooks(self, what: str, step: Step, arrays: tuple, leaf_of: dict) -> None:
-        for h, d, p in self._hooks:
+        for h, _depth, p in self._hooks:
             fn = getattr(h, what, None)
             if fn is not None:
                 fn(p + step.name, step, arrays, leaf_of[id(h)])

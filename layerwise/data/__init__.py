@@ -5,6 +5,7 @@
     loader = DataLoader(train, batch_size=64, seed=0, transform=Compose([RandomCrop(8, padding=1)]))
     for xb, yb in loader:                                    # one epoch
         ...
+    x = read_samples("seven.png", (1, 8, 8))                 # an image (or .npy/.npz) as a model's batch
 
 Data feeds arrays, not layers: nothing here imports a layer or the trainer. See docs/data.md.
 """
@@ -13,6 +14,7 @@ from .dataset import ArrayDataset, DataError, stratified_split
 from .datasets import FASHION_CLASSES, available_datasets, canonical_name, default_root, load_dataset
 from .download import SOURCES, DownloadError, Resource, download
 from .idx import read_idx, write_idx
+from .images import IMAGE_SUFFIXES, read_image, read_samples
 from .loader import DataLoader
 from .safe_pickle import UnsafePickleError, load_plain_pickle
 from .transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip
@@ -23,6 +25,7 @@ __all__ = [
     "CIFAR10_CLASSES", "FASHION_CLASSES",
     "download", "DownloadError", "SOURCES", "Resource",
     "read_idx", "write_idx",
+    "read_image", "read_samples", "IMAGE_SUFFIXES",
     "DataLoader",
     "load_plain_pickle", "UnsafePickleError",
     "Normalize", "RandomCrop", "RandomHorizontalFlip", "Compose",

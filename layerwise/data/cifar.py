@@ -35,7 +35,8 @@ def _cifar_reader(root: Path, dirname: str, tarname: str, member: str, name: str
                 raise DataError(f"{name}: {tar_path} is corrupt or truncated ({e}); delete it and run "
                                 f"`layerwise download {name}` again") from None
 
-            def read(f: str, tar: tarfile.TarFile = tar) -> bytes | None:
+            def read(f: str, tar: tarfile.TarFile = tar, names: set[str] = names,
+                     tar_path: Path = tar_path) -> bytes | None:
                 key = f"{dirname}/{f}"
                 if key not in names:
                     return None

@@ -214,5 +214,6 @@ def _npz(root: Path, split: str, test_fraction: float = 0.2, split_seed: int = 0
 
 # CIFAR and folder-of-images sources register themselves on import.
 from . import cifar as _cifar  # noqa: E402,F401
+from . import folder as _folder  # noqa: E402,F401
 
 __all__ = ["load_dataset", "available_datasets", "default_root", "canonical_name", "FASHION_CLASSES"]

@@ -1,7 +1,8 @@
 """A folder of images: ``root/class_name/*.png`` (or ``root/train/...`` and ``root/test/...``).
 
 Class names are the sorted sub-folder names (label k = k-th name), as in torchvision's
-ImageFolder. Images are read with Pillow; all must have one size unless ``size=(H, W)`` is given.
+ImageFolder. Images are decoded by :func:`layerwise.data.images.read_image` (Pillow); all must have
+one size unless ``size=(H, W)`` is given (then resized with its bilinear filter).
 Without train/ and test/ sub-folders, the files are split by :func:`stratified_split`.
 """
 from __future__ import annotations
@@ -13,34 +14,25 @@ import numpy as np
 
 from ..core.registry import register
 from .dataset import ArrayDataset, DataError, stratified_split
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+from .images import IMAGE_SUFFIXES, image_mode, open_image, read_image
 
 
 def _read_images(files: list[Path], size: Any, mode: str | None) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    imgs = []
-    for f in files:  # one file per image: the per-sample loop is I/O, not arithmetic
-        try:
-            with Image.open(f) as im:
-                imgs.append(im.copy())
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError, SyntaxError) as e:
-            raise DataError(f"folder: cannot read image {f} ({type(e).__name__}: {e}); delete or replace it") from None
+    """All ``files`` as one (N, C, H, W) float32 batch in [0, 1] (decoded by ``images.read_image``)."""
+    try:
+        imgs = [open_image(f) for f in files]  # one file per image: the per-sample loop is I/O, not arithmetic
+    except DataError as e:
+        raise DataError(f"folder: {e}; delete or replace it") from None
     if mode is None:
-        mode = "L" if all(im.mode in ("1", "L", "I", "I;16", "F") for im in imgs) else "RGB"
-    arrays = []
+        mode = "L" if all(image_mode(im) == "L" for im in imgs) else "RGB"
+    arrays: list[np.ndarray] = []
     for f, im in zip(files, imgs):
-        im = im.convert(mode)
-        if size is not None:
-            im = im.resize((int(size[1]), int(size[0])), Image.BILINEAR)
-        a = np.asarray(im, dtype=np.uint8)
+        a = read_image(im, mode=mode, size=size)
         if arrays and a.shape != arrays[0].shape:
-            raise DataError(f"folder: {f} is {a.shape[1]}x{a.shape[0]} but {files[0]} is "
-                            f"{arrays[0].shape[1]}x{arrays[0].shape[0]}; pass size=(H, W) to resize all images")
+            raise DataError(f"folder: {f} is {a.shape[2]}x{a.shape[1]} but {files[0]} is "
+                            f"{arrays[0].shape[2]}x{arrays[0].shape[1]}; pass size=(H, W) to resize all images")
         arrays.append(a)
-    x = np.stack(arrays).astype(np.float32) / np.float32(255)
-    return x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)    # (N, C, H, W)
+    return np.stack(arrays)
 
 
 def _scan(d: Path) -> tuple[list[Path], list[int], list[str]]:

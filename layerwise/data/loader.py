@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import numpy as np
@@ -142,11 +142,11 @@ class DataLoader:
         self.position = 0
         self._perm = self._epoch_key = None
 
-    def _direct(self, perm: np.ndarray, key: int, start: int, stop: int) -> Iterator[tuple[int, Batch]]:
+    def _direct(self, perm: np.ndarray, key: int, start: int, stop: int) -> Generator[tuple[int, Batch]]:
         for i in range(start, stop):
             yield i, self._make_batch(perm, key, i)
 
-    def _prefetched(self, perm: np.ndarray, key: int, start: int, stop: int) -> Iterator[tuple[int, Batch]]:
+    def _prefetched(self, perm: np.ndarray, key: int, start: int, stop: int) -> Generator[tuple[int, Batch]]:
         q: queue.Queue = queue.Queue(maxsize=1)
         stop_event = threading.Event()
 

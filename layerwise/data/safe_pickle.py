@@ -84,9 +84,9 @@ def _reduce(func: Any, args: Any, where: str) -> Any:
         _build_array(spec, (1, args[2], args[1], args[3] == "F", args[0]), where)
         return spec
     if key == ("numpy", "dtype") and args and isinstance(args[0], (str, bytes)):
-        spec = args[0].decode("ascii", "replace") if isinstance(args[0], bytes) else args[0]  # py2 str
+        code: str = args[0].decode("ascii", "replace") if isinstance(args[0], bytes) else args[0]  # py2 str
         try:
-            return np.dtype(spec)
+            return np.dtype(code)
         except TypeError:
             raise DataError(f"{where}: unknown numpy dtype {args[0]!r} in pickle") from None
     if key in _EMPTY_BYTES and args == ():
@@ -185,8 +185,9 @@ def load_plain_pickle(data: bytes, where: str = "pickle", *, max_depth: int = MA
         return items
 
     try:
-        for op, arg, _pos in pickletools.genops(data):
+        for op, op_arg, _pos in pickletools.genops(data):
             name = op.name
+            arg: Any = op_arg  # its type is the opcode's: a memo index, a str, bytes, a number
             if name in _PUSH_OPS:
                 stack.append(arg)
             elif name in _BYTES_OPS:
@@ -229,9 +230,9 @@ def load_plain_pickle(data: bytes, where: str = "pickle", *, max_depth: int = MA
                 stack.append(tuple(pop_mark()))
             elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
                 k = int(name[-1])
-                items = tuple(stack[-k:])
+                top = tuple(stack[-k:])
                 del stack[-k:]
-                stack.append(items)
+                stack.append(top)
             elif name in ("DICT", "SETITEMS"):
                 items = pop_mark()
                 d = {} if name == "DICT" else stack[-1]
@@ -264,7 +265,7 @@ def load_plain_pickle(data: bytes, where: str = "pickle", *, max_depth: int = MA
                 elif isinstance(target, np.dtype):
                     order = state[1] if isinstance(state, tuple) and len(state) > 1 else "|"
                     if order in ("<", ">"):
-                        stack[-1] = target.newbyteorder(order)
+                        stack[-1] = target.newbyteorder("<" if order == "<" else ">")
                 else:
                     raise UnsafePickleError(f"{where}: pickle sets the state of a {type(target).__name__}, "
                                             "which plain data never does")

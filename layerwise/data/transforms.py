@@ -8,7 +8,7 @@ Transforms never modify their input in place.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,22 @@ class Normalize:
         axes = (0,) + tuple(range(2, x.ndim))
         return cls(x.mean(axis=axes, dtype=np.float64), x.std(axis=axes, dtype=np.float64))
 
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> Normalize | None:
+        """The normalisation a checkpoint's metadata records (``meta["normalize"]``: ``{mean, std}``,
+        written by ``layerwise train``), or None when the model was trained on unnormalised data.
+
+        Example:
+            >>> Normalize.from_meta({"normalize": {"mean": [0.5], "std": [0.25]}})
+            Normalize(mean=[0.5], std=[0.25])
+            >>> Normalize.from_meta({}) is None
+            True
+        """
+        norm = meta.get("normalize")
+        if not norm:
+            return None
+        return cls(norm["mean"], norm["std"])
+
     def __call__(self, x: np.ndarray, rng: Any = None) -> np.ndarray:
         if x.ndim < 2 or self.mean.size not in (1, x.shape[1]):
             raise ValueError(f"Normalize: {self.mean.size} channel statistics for a batch of shape {x.shape}; "
@@ -79,7 +95,7 @@ class RandomCrop:
     """
 
     def __init__(self, size: int | Sequence[int], padding: int = 0, fill: float = 0.0) -> None:
-        hw = (int(size), int(size)) if np.isscalar(size) else tuple(int(s) for s in size)  # type: ignore[arg-type]
+        hw = tuple(int(s) for s in size) if isinstance(size, (Sequence, np.ndarray)) else (int(size), int(size))
         if len(hw) != 2 or min(hw) < 1:
             raise ValueError(f"RandomCrop: size must be a positive int or (h, w), got {size!r}")
         if int(padding) < 0:

@@ -29,6 +29,13 @@ Objective = Callable[[dict[str, np.ndarray]], "tuple[float, Mapping[str, np.ndar
 N_ITER_NO_CHANGE = 10
 
 
+def real_number(v: Any) -> float | None:
+    """``v`` as a float when it is a real number (a bool is not), else None."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        return None
+    return float(v)
+
+
 def check_solver_params(owner: str, solver: Any, lr: Any, max_iter: Any, tol: Any, exact: tuple[str, ...] = (),
                         allow_auto: bool = False) -> None:
     """Validate the common iterative parameters in ``fit`` (scikit-learn validates there, not in __init__).
@@ -39,13 +46,15 @@ def check_solver_params(owner: str, solver: Any, lr: Any, max_iter: Any, tol: An
     if not isinstance(solver, str) or (solver.lower() not in names and solver not in exact):
         known = ", ".join(list(exact) + sorted(names))
         raise ValueError(f"{owner}: solver must be one of {known}, got {solver!r}")
+    rate = real_number(lr)
     if not (allow_auto and isinstance(lr, str) and lr == "auto") and (
-            isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr > 0 or not math.isfinite(lr)):
+            rate is None or not rate > 0 or not math.isfinite(rate)):
         want = "'auto' (1 / the gradient's Lipschitz constant) or a number > 0" if allow_auto else "a number > 0"
         raise ValueError(f"{owner}: lr must be {want}, got {lr!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or int(max_iter) < 1:
         raise ValueError(f"{owner}: max_iter must be an integer >= 1, got {max_iter!r}")
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
+    t = real_number(tol)
+    if t is None or not t >= 0:
         raise ValueError(f"{owner}: tol must be a number >= 0, got {tol!r}")
 
 

@@ -129,8 +129,8 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         check_is_fitted(self)
         Z = np.asarray(Z, dtype=np.float64)
         if Z.ndim != 2 or Z.shape[1] != self.hidden_layer_sizes[-1]:
-            raise ValueError(f"Autoencoder.inverse_transform: expected codes of shape (N, {self.hidden_layer_sizes[-1]}), "
-                             f"got {Z.shape}")
+            raise ValueError(f"Autoencoder.inverse_transform: expected codes of shape "
+                             f"(N, {self.hidden_layer_sizes[-1]}), got {Z.shape}")
         return np.asarray(self.decoder_.forward(Z))
 
     def score(self, X, y=None):

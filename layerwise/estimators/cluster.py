@@ -17,7 +17,7 @@ from ._base import check_solver_params, minimise
 __all__ = ["KMeans", "kmeans_plusplus"]
 
 
-def kmeans_plusplus(X: np.ndarray, k: int, rng: np.random.Generator | np.random.RandomState) -> np.ndarray:
+def kmeans_plusplus(X: np.ndarray, k: int, rng: np.random.RandomState) -> np.ndarray:
     """k-means++ seeding (Arthur and Vassilvitskii): the first centre uniformly at random, each next
     one a sample drawn with probability proportional to its squared distance to the nearest centre."""
     C = [X[rng.randint(len(X))]]
@@ -82,7 +82,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Ba
         check_solver_params("KMeans", self.solver, self.lr, self.max_iter, self.tol, ("lloyd",))
         if isinstance(self.init, str):
             if self.init not in ("k-means++", "random"):
-                raise ValueError(f"KMeans: init must be 'k-means++', 'random' or an array of centres, got {self.init!r}")
+                raise ValueError(f"KMeans: init must be 'k-means++', 'random' or an array of centres, "
+                                 f"got {self.init!r}")
         else:
             C = np.asarray(self.init, dtype=np.float64)
             if C.shape != (k, X.shape[1]):

@@ -66,7 +66,8 @@ class LinearDiscriminantAnalysis(ClassNamePrefixFeaturesOutMixin, ClassifierMixi
         N, D = X.shape
         K = len(self.classes_)
         if K < 2:
-            raise ValueError(f"LinearDiscriminantAnalysis: needs at least 2 classes, got 1 class ({self.classes_[0]!r})")
+            raise ValueError(f"LinearDiscriminantAnalysis: needs at least 2 classes, got 1 class "
+                             f"({self.classes_[0]!r})")
         if N <= K:
             raise ValueError(f"LinearDiscriminantAnalysis: needs more samples than classes to estimate the "
                              f"within-class scatter, got n_samples={N} for {K} classes")

@@ -104,7 +104,8 @@ class AdaBoostClassifier(ClassifierMixin, BaseEstimator):
         self.classes_, yi = np.unique(y, return_inverse=True)
         K = len(self.classes_)
         if K < 2:
-            raise ValueError(f"AdaBoostClassifier: needs samples of at least 2 classes, got 1 class ({self.classes_[0]!r})")
+            raise ValueError(f"AdaBoostClassifier: needs samples of at least 2 classes, got 1 class "
+                             f"({self.classes_[0]!r})")
         N = len(yi)
         ys = np.where(yi == 1, 1.0, -1.0)                            # binary coding (classes_[1] = +1)
         F = np.zeros(N)

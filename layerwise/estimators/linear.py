@@ -6,8 +6,8 @@ The objectives are ``layerwise.objectives``' functions; this module only arrange
 """
 from __future__ import annotations
 
-import numbers
 import warnings
+from typing import Any
 
 import numpy as np
 from scipy import linalg
@@ -17,18 +17,20 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import objectives as ob
-from ._base import N_ITER_NO_CHANGE, add_intercept_column, check_solver_params, minimise
+from ._base import N_ITER_NO_CHANGE, add_intercept_column, check_solver_params, minimise, real_number
 
 __all__ = ["Perceptron", "LinearSVC", "LogisticRegression", "LinearRegression", "Ridge", "Lasso"]
 
 
-def _check_positive(owner: str, name: str, v) -> None:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0 or not np.isfinite(v):
+def _check_positive(owner: str, name: str, v: Any) -> None:
+    x = real_number(v)
+    if x is None or not x > 0 or not np.isfinite(x):
         raise ValueError(f"{owner}: {name} must be a number > 0, got {v!r}")
 
 
-def _check_nonneg(owner: str, name: str, v) -> None:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v >= 0 or not np.isfinite(v):
+def _check_nonneg(owner: str, name: str, v: Any) -> None:
+    x = real_number(v)
+    if x is None or not x >= 0 or not np.isfinite(x):
         raise ValueError(f"{owner}: {name} must be a number >= 0, got {v!r}")
 
 

@@ -100,13 +100,13 @@ def value_iteration(P, R, gamma, tol=1e-10, max_iter=10000):
     """
     V = np.zeros(P.shape[0])
     deltas = []
-    for it in range(1, max_iter + 1):
+    for _ in range(max_iter):
         V_new = _q(P, R, V, gamma).max(axis=1)
         deltas.append(float(np.abs(V_new - V).max()))
         V = V_new
         if deltas[-1] < tol * (1 - gamma) / (2 * gamma):
             break
-    return V, greedy(_q(P, R, V, gamma)), it, deltas
+    return V, greedy(_q(P, R, V, gamma)), len(deltas), deltas
 
 
 def policy_iteration(P, R, gamma, max_iter=1000):

@@ -34,9 +34,9 @@ Code paths, chosen by ``impl`` and the geometry, all giving the same numbers:
   - otherwise (stride > 1): im2col in the channels-first layout, ``cols (C*kh*kw, M)`` by
     kh*kw strided copies, ``Y = K @ cols``; backward ``dK = dY cols^T``, ``dcols = K^T dY``
     folded back by kh*kw strided adds (col2im).
-* ``"im2col"``: the seed article's method as written, per sample in NCHW: ``cols (N, C*kh*kw,
+* ``"im2col"``: docs/convolution.md's route 2 as written, per sample in NCHW: ``cols (N, C*kh*kw,
   Ho*Wo)``, ``Y = K X``, ``dK = dY X^T``, ``dX = col2im(K^T dY)``; also what groups > 1 runs.
-* ``"direct"``: the seed's first derivation written out, looping over kernel offsets:
+* ``"direct"``: docs/convolution.md's route 1 written out, looping over kernel offsets:
   dW as the input correlated with the error map, dx as the zero-padded error correlated
   with the kernel rotated by 180 degrees. It exists to teach and to test.
 

@@ -4,8 +4,8 @@ Both are pure functions of arrays (NumPy or CuPy). They loop over the kh*kw kern
 offsets only (a handful of strided slice copies), never over samples or pixels.
 
 Layout of the columns: ``(N, C, kh, kw, Ho, Wo)``. Reshaped (no copy) to
-``(N, C*kh*kw, Ho*Wo)`` it is the seed article's X matrix per sample, so a convolution
-is ``Y = K @ X`` with ``K`` of shape ``(O, C*kh*kw)``.
+``(N, C*kh*kw, Ho*Wo)`` it is the matrix X of docs/convolution.md (route 2) per sample, so a
+convolution is ``Y = K @ X`` with ``K`` of shape ``(O, C*kh*kw)``.
 
 Output size (PyTorch, and Caffe for convolution), per spatial axis::
 

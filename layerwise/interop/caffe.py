@@ -208,7 +208,7 @@ def _global_stats_classes():
 GlobalStatsBatchNorm2d, GlobalStatsBatchNorm1d = _global_stats_classes()
 
 
-def _pairs(p, name: str, rep: str, h: str, w: str, default: int) -> tuple[int, int]:
+def _pairs(p, name: str, rep: str, h: str, w: str, default: int | None) -> tuple[int, int]:
     """Caffe's kernel/stride/pad: repeated (1 or 2 values) or the _h/_w pair."""
     if p.HasField(h) or p.HasField(w):
         return int(getattr(p, h)), int(getattr(p, w))
@@ -217,6 +217,8 @@ def _pairs(p, name: str, rep: str, h: str, w: str, default: int) -> tuple[int, i
         return (int(v), int(v)) if (p.HasField(rep) or default is None) else (default, default)
     v = list(v)
     if not v:
+        if default is None:
+            raise CaffeError(f"{name}: no {rep} (or {h}/{w}) given")
         return default, default
     if len(v) == 1:
         return int(v[0]), int(v[0])
@@ -244,7 +246,7 @@ def _reshape_shape(p, in_shape: tuple[int, ...], lname: str) -> tuple[int, ...]:
 SUPPORTED = sorted({"Convolution", "Deconvolution", "Pooling", "InnerProduct", "ReLU", "PReLU", "ELU",
                     "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log", "Threshold", "LRN", "Dropout",
                     "Softmax", "SoftmaxWithLoss", "Accuracy", "Concat", "Slice", "Eltwise", "BatchNorm", "Scale",
-                    "Flatten", "Reshape", "Split", "Silence", "Input"} | DATA_TYPES)
+                    "Flatten", "Reshape", "Split", "Silence", "Input", "SigmoidCrossEntropyLoss"} | DATA_TYPES)
 
 
 def _make_layer(cl: CaffeLayer, shapes: list[tuple[int, ...]], phase: int, label: str) -> Layer:
@@ -317,13 +319,23 @@ def _make_layer(cl: CaffeLayer, shapes: list[tuple[int, ...]], phase: int, label
         return L.Dropout(float(m.dropout_param.dropout_ratio))
     if t == "Softmax":
         return L.Softmax(int(m.softmax_param.axis))
+    if t == "SigmoidCrossEntropyLoss":
+        lp = m.loss_param
+        if lp.HasField("ignore_label"):
+            raise CaffeError(f"{where}: ignore_label is not supported for SigmoidCrossEntropyLoss")
+        if lp.HasField("normalization"):   # VALID without an ignore_label counts every element
+            mode = {0: "full", 1: "full", 2: "batch_size", 3: "sum"}[lp.normalization]
+        else:                              # this layer's own default is BATCH_SIZE, not the proto's VALID
+            mode = "full" if lp.HasField("normalize") and lp.normalize else "batch_size"
+        weight = float(m.loss_weight[0]) if len(m.loss_weight) else 1.0
+        return losses.SigmoidCrossEntropyLoss(reduction=mode, loss_weight=weight)
     if t == "SoftmaxWithLoss":
         lp = m.loss_param
         mode = {0: "full", 1: "valid", 2: "batch_size", 3: "sum"}[lp.normalization]
         if not lp.HasField("normalization") and lp.HasField("normalize") and not lp.normalize:
             mode = "batch_size"
         weight = float(m.loss_weight[0]) if len(m.loss_weight) else 1.0
-        kw = {"ignore_index": int(lp.ignore_label)} if lp.HasField("ignore_label") else {}
+        kw: dict[str, Any] = {"ignore_index": int(lp.ignore_label)} if lp.HasField("ignore_label") else {}
         return losses.SoftmaxCrossEntropyLoss(reduction=mode, loss_weight=weight, **kw)
     if t == "Accuracy":
         p = m.accuracy_param
@@ -344,11 +356,12 @@ def _make_layer(cl: CaffeLayer, shapes: list[tuple[int, ...]], phase: int, label
     if t == "BatchNorm":
         p = m.batch_norm_param
         frozen = p.HasField("use_global_stats") and p.use_global_stats and phase == 0
+        bn_cls: type[L.BatchNorm2d] | type[L.BatchNorm1d]
         if frozen:
-            cls = GlobalStatsBatchNorm2d if len(shapes[0]) == 4 else GlobalStatsBatchNorm1d
+            bn_cls = GlobalStatsBatchNorm2d if len(shapes[0]) == 4 else GlobalStatsBatchNorm1d
         else:
-            cls = L.BatchNorm2d if len(shapes[0]) == 4 else L.BatchNorm1d
-        return cls(eps=float(p.eps), momentum=1.0 - float(p.moving_average_fraction), affine=False)
+            bn_cls = L.BatchNorm2d if len(shapes[0]) == 4 else L.BatchNorm1d
+        return bn_cls(eps=float(p.eps), momentum=1.0 - float(p.moving_average_fraction), affine=False)
     if t == "Scale":
         if len(cl.bottom) != 1:
             raise CaffeError(f"{where}: Scale with a second bottom (a computed multiplier) is not supported; "
@@ -640,18 +653,18 @@ def load_caffe_solver(src: str | Path) -> CaffeSolver:
     if kind not in ("sgd", "nesterov", "adagrad", "rmsprop", "adadelta", "adam"):
         raise CaffeError(f"{label}: solver type {kind!r} is unknown; Caffe's types are SGD, Nesterov, AdaGrad, "
                          "RMSProp, AdaDelta, Adam")
-    momentum = _f32(sp.momentum) if "momentum" in set_fields else 0.0
+    momentum = _f32(sp.momentum) if "momentum" in set_fields else 0.0   # Caffe's default, for every type
     solver: dict[str, Any] = {"name": "sgd" if kind in ("sgd", "nesterov") else kind, "lr": _f32(sp.base_lr),
-                              "weight_decay": _f32(sp.weight_decay), "kwargs": {}}
+                              "momentum": momentum, "weight_decay": _f32(sp.weight_decay), "kwargs": {}}
     kw = solver["kwargs"]
     if kind in ("sgd", "nesterov"):
-        solver.update(momentum=momentum, nesterov=kind == "nesterov")
+        solver["nesterov"] = kind == "nesterov" and momentum > 0   # Nesterov without momentum is plain SGD
     elif kind == "adam":
-        kw.update(betas=[momentum or 0.9, _f32(sp.momentum2)], eps=_f32(sp.delta))
+        kw.update(betas=[momentum, _f32(sp.momentum2)], eps=_f32(sp.delta))
     elif kind == "rmsprop":
         kw.update(alpha=_f32(sp.rms_decay), eps=_f32(sp.delta))
     elif kind == "adadelta":
-        kw.update(rho=momentum or 0.9, eps=_f32(sp.delta))
+        kw.update(rho=momentum, eps=_f32(sp.delta))
     else:
         kw["eps"] = _f32(sp.delta)
     if sp.regularization_type.upper() == "L1":

@@ -81,10 +81,10 @@ def load_model(spec: str | Path, *, weights: str | Path | None = None, input_sha
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model {str(path)!r}: no such file")
         data = path.read_bytes()
-        net = load_onnx(data)
-        meta = _meta_for(net, "onnx")
+        onnx_net = load_onnx(data)
+        meta = _meta_for(onnx_net, "onnx")
         meta["interop"]["graph"] = _strip_weights(data)
-        return net, meta
+        return onnx_net, meta
     if suffix in CHECKPOINT_SUFFIXES:
         from ..io import load_checkpoint
         if not path.is_file():

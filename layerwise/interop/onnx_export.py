@@ -73,6 +73,8 @@ def _p(layer: Layer, name: str) -> np.ndarray:
 
 
 def _in_shape(layer: Layer, i: int = 0) -> tuple[int, ...]:
+    if layer._in_shapes is None:
+        raise ExportError(f"{layer!r}: not set up; export runs net.setup(input_shape) first")
     return tuple(layer._in_shapes[i])
 
 
@@ -350,7 +352,8 @@ def _shortcut(g, m, xs, pre):
     s, big = m.stride, np.iinfo(np.int64).max
     x = xs[0]
     if s > 1:
-        x = g.op("Slice", [x, g.const(name + "_starts", [0, 0], np.int64), g.const(name + "_ends", [big, big], np.int64),
+        x = g.op("Slice", [x, g.const(name + "_starts", [0, 0], np.int64),
+                           g.const(name + "_ends", [big, big], np.int64),
                            g.const(name + "_axes", [2, 3], np.int64), g.const(name + "_steps", [s, s], np.int64)],
                  name + "_sub")
     p = (m.out_channels - c) // 2
@@ -414,6 +417,20 @@ def _emit(g: _Graph, layer: Layer, xs: list[str], pre: str) -> list[str]:
                       f"{', '.join(sorted(_HANDLERS))} and nested Nets")
 
 
+def _input_shapes(input_shape: Sequence[int] | Sequence[Sequence[int]]) -> list[tuple[int, ...]]:
+    """One input's full shape (N, C, H, W) or a list of them -> a list of shapes."""
+    out: list[tuple[int, ...]] = []
+    single: list[int] = []
+    for d in input_shape:
+        if isinstance(d, (int, np.integer)):
+            single.append(int(d))
+        else:
+            out.append(tuple(int(v) for v in d))
+    if single and out:
+        raise ValueError(f"export_onnx: input_shape must be one shape or a list of shapes, got {input_shape!r}")
+    return [tuple(single)] if single else out
+
+
 def to_onnx(net: Layer, input_shape: Sequence[int] | Sequence[Sequence[int]], opset: int | None = None):
     """The ONNX ModelProto of ``net`` for inputs of ``input_shape`` (batch dimension symbolic)."""
     try:
@@ -424,8 +441,7 @@ def to_onnx(net: Layer, input_shape: Sequence[int] | Sequence[Sequence[int]], op
     opset = DEFAULT_OPSET if opset is None else int(opset)
     if opset < 13:
         raise ValueError(f"export_onnx: opset must be >= 13 (Softmax per axis, Split sizes as input), got {opset}")
-    shapes = [tuple(int(d) for d in input_shape)] if all(isinstance(d, (int, np.integer)) for d in input_shape) \
-        else [tuple(int(d) for d in s) for s in input_shape]
+    shapes = _input_shapes(input_shape)
     net.eval()
     net.setup(*shapes)
     net.astype(np.float32)

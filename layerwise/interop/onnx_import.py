@@ -71,7 +71,7 @@ class _Builder:
             for i in n.input:
                 self.consumers.setdefault(i, []).append(n)
         self.rng = np.random.default_rng(0)
-        self.pending_bias: dict[str, tuple[Layer, Any]] = {}
+        self.pending_bias: dict[str | int, tuple[Layer, Any]] = {}  # by node name, or id() when unnamed
 
     # --------------------------------------------------------------------------- helpers
     def where(self, node) -> str:
@@ -151,7 +151,23 @@ class _Builder:
                 return
             self.alias[node.output[0]] = self.blob(inp[0], node)
             return
-        x = self.blob(inp[0], node) if inp[0] not in self.consts else None
+        if op in ("Sum", "Max"):
+            ins = [self.blob(i, node) for i in inp]
+            if len({self.shapes[b] for b in ins}) > 1:
+                raise OnnxImportError(f"{w}: {op} with broadcasting is not supported; only inputs of one shape")
+            self.add(L.Eltwise("sum" if op == "Sum" else "max"), node, ins)
+            return
+        if op in ("Add", "Sub", "Mul", "Div"):
+            self._binary(node, a)
+            return
+        if op == "Concat":
+            ins = [self.blob(i, node) for i in inp]
+            axis = int(a["axis"])
+            self.add(L.Concat(axis + len(self.shapes[ins[0]]) if axis < 0 else axis), node, ins)
+            return
+        # every other operator reads one activation first (blob() refuses a constant there, naming it)
+        x = self.blob(inp[0], node)
+        layer: Layer
         if op in ("Conv", "ConvTranspose"):
             W = self.const(inp[1], node, "the weight")
             if W.ndim != 4:
@@ -212,20 +228,11 @@ class _Builder:
                 self.load(layer, "bias", bias.reshape(-1), w)
                 self.pending_bias[users[0].name or id(users[0])] = (layer, node.output[0])
             return
-        if op in ("Sum", "Max"):
-            ins = [self.blob(i, node) for i in inp]
-            if len({self.shapes[b] for b in ins}) > 1:
-                raise OnnxImportError(f"{w}: {op} with broadcasting is not supported; only inputs of one shape")
-            self.add(L.Eltwise("sum" if op == "Sum" else "max"), node, ins)
-            return
         if op == "Pow":
             e = self.const(inp[1], node, "the exponent")
             if e.size != 1:
                 raise OnnxImportError(f"{w}: Pow with a non-scalar exponent is not supported")
             self.add(L.Power(float(e.reshape(-1)[0])), node, [x])
-            return
-        if op in ("Add", "Sub", "Mul", "Div"):
-            self._binary(node, a)
             return
         simple = {"Relu": lambda: L.ReLU(), "Sigmoid": lambda: L.Sigmoid(), "Tanh": lambda: L.TanH(),
                   "Softsign": lambda: L.Softsign(), "Abs": lambda: L.AbsVal(), "Exp": lambda: L.Exp(),
@@ -286,11 +293,6 @@ class _Builder:
         if op == "GlobalMaxPool":
             self.add(L.MaxPool2d(tuple(self.shapes[x][2:])), node, [x])
             return
-        if op == "Concat":
-            ins = [self.blob(i, node) for i in inp]
-            axis = int(a["axis"])
-            self.add(L.Concat(axis + len(self.shapes[ins[0]]) if axis < 0 else axis), node, ins)
-            return
         if op == "Flatten":
             axis = int(a.get("axis", 1))
             nd = len(self.shapes[x])
@@ -321,7 +323,7 @@ class _Builder:
             return
         if op == "Pad":
             mode = _s(a.get("mode", "constant"))
-            pads = [int(v) for v in (self.const(inp[1], node, "pads") if len(inp) > 1 else a.get("pads"))]
+            pads = [int(v) for v in (self.const(inp[1], node, "pads") if len(inp) > 1 else a.get("pads", ()))]
             value = float(self.consts[inp[2]]) if len(inp) > 2 and inp[2] else float(a.get("value", 0.0))
             if mode != "constant" or len(pads) != 8 or any(pads[i] for i in (0, 1, 4, 5)) or min(pads) < 0:
                 raise OnnxImportError(f"{w}: only constant, non-negative padding of H and W of a 4-D input is "
@@ -354,7 +356,8 @@ class _Builder:
         """A node whose inputs are all constants (shape and padding arithmetic, as torch exports
         F.pad): evaluated here with NumPy."""
         from onnx import helper, numpy_helper
-        op, ins = node.op_type, [self.consts[i] if i else None for i in node.input]
+        op = node.op_type
+        ins: list[Any] = [self.consts[i] if i else None for i in node.input]  # arrays; None for an omitted input
 
         def slice_():
             x, starts, ends = ins[0], ins[1], ins[2]

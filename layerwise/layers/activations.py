@@ -356,15 +356,17 @@ Swish = SiLU
 class GELU(_Elementwise):
     """Gaussian error linear unit (Hendrycks & Gimpel, 2016).
 
-    approximate='none': y = x * Phi(x), Phi(x) = erfc(-x / sqrt(2)) / 2 (the normal CDF;
+    approximate='none':
+    Forward: y = x * Phi(x), Phi(x) = erfc(-x / sqrt(2)) / 2 (the normal CDF;
     erfc keeps the left tail accurate where 1 + erf(x/sqrt(2)) would cancel).
     Backward: dx = dy * (Phi(x) + x * phi(x)), phi(x) = exp(-x^2/2) / sqrt(2 pi)  (reuses Phi).
 
-    approximate='tanh': y = x * (1 + tanh(u)) / 2 = x * s, u = sqrt(2/pi) * (x + 0.044715 x^3),
+    approximate='tanh':
+    Forward: y = x * (1 + tanh(u)) / 2 = x * s, u = sqrt(2/pi) * (x + 0.044715 x^3),
     s = sigmoid(2u) (the same function, written without the cancellation of 1 + tanh(u)).
     Backward: dx = dy * (s + x * 2 s (1 - s) * u'), u' = sqrt(2/pi) * (1 + 3 * 0.044715 x^2),
     with s(1 - s) = e / (1 + e)^2, e = exp(-|2u|)  (reuses e).
-    Shapes: x (N, *) -> y (N, *).  Caches: x and Phi ('none'), or x and e ('tanh').
+    Shapes: x (N, *) -> y (N, *).  Caches: x and cdf = Phi(x) ('none'), or x and e ('tanh').
 
     Example:
         >>> import numpy as np
@@ -497,10 +499,9 @@ class RReLU(RandomLayer, _Elementwise):
     """Randomized leaky ReLU (Xu et al., 2015, "Empirical Evaluation of Rectified Activations";
     PyTorch's ``nn.RReLU``).
 
-    Training: a_i ~ U(lower, upper) drawn per element and per forward;
-        forward y = x if x > 0 else a_i * x; backward dx = dy if x > 0 else a_i * dy.
-    Eval: the mean slope a = (lower + upper) / 2, deterministic (a leaky ReLU):
-        y = x if x > 0 else a * x; dx = dy if x > 0 else a * dy.
+    Forward: y = x if x > 0 else a * x, where in training a = a_i ~ U(lower, upper) is drawn per
+        element and per forward, and in eval a = (lower + upper) / 2, the mean slope (a leaky ReLU).
+    Backward: dx = dy if x > 0 else a * dy, with the same a.
     The kink x = 0 takes the negative side's slope, as in PyTorch. The slopes come from the
     layer's own generator (``seed``, ``rng_state()`` / ``set_rng_state()``, as Dropout).
     Shapes: x (N, *) -> y (N, *).  Caches: slope (the per-element dy -> dx factor; training or

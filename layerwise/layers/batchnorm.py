@@ -171,10 +171,16 @@ class BatchNorm2d(_BatchNorm):
 class BatchNorm1d(_BatchNorm):
     """Batch normalization of (N, C) or (N, C, L) inputs per channel (torch.nn.BatchNorm1d).
 
-    Formulas, params, buffers and caches as BatchNorm2d, with m = N (or N*L).
+    Params and buffers as BatchNorm2d; the statistics are per channel over m = N (or N*L) values.
+
+    Forward (training): xhat = (x - mean) / sqrt(var + eps);  y = weight * xhat + bias, with the
+              batch mean and biased variance; the running statistics are updated as BatchNorm2d's.
+    Forward (eval):     the same with running_mean / running_var.
+    Backward (training): dx = weight / sqrt(var + eps) * (dy - dbias / m - xhat * dweight / m),
+              dbias = sum dy, dweight = sum dy * xhat.  Eval: dx = weight / sqrt(running_var + eps) * dy.
 
     Shapes: x (N, C) or (N, C, L) -> y of the same shape.
-    Caches: as BatchNorm2d (xhat, the per-channel invstd; nothing in eval mode).
+    Caches: ctx = xhat (like x), invstd (C,) and a reference to weight (nothing in eval mode).
 
     Example:
         >>> import numpy as np

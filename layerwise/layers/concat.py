@@ -1,7 +1,7 @@
 """Concatenation of several inputs along one axis (Caffe's Concat, torch.cat)."""
 from __future__ import annotations
 
-from ..backend import Shape, get_array_module
+from ..backend import Array, Shape, get_array_module
 from ..core import Layer, register
 from ._dtype import FloatInputs
 
@@ -14,7 +14,8 @@ class Concat(FloatInputs, Layer):
 
     Forward:  y = [x_1, x_2, ..., x_K] stacked along ``axis``.
     Backward: dx_k = the slice of dy that x_k occupies (dy split at the same offsets;
-              the slices are views of dy, no copy).
+              the slices are views of dy, no copy). As every layer, one gradient per input:
+              the array itself for one input, a tuple (dx_1, ..., dx_K) for K > 1.
 
     Args:
         axis: the axis to join along (counting the batch axis; negative counts from the end).
@@ -59,7 +60,7 @@ class Concat(FloatInputs, Layer):
         self.save(sizes=[x.shape[ax] for x in xs])
         return xp.concatenate(xs, axis=ax)
 
-    def _backward(self, dy):
+    def _backward(self, dy: Array) -> Array | tuple[Array, ...]:
         ax = self._axis(dy.ndim)
         out, start = [], 0
         for n in self.cache["sizes"]:
@@ -67,4 +68,4 @@ class Concat(FloatInputs, Layer):
             idx[ax] = slice(start, start + n)
             out.append(dy[tuple(idx)])
             start += n
-        return tuple(out)
+        return out[0] if len(out) == 1 else tuple(out)

@@ -31,7 +31,7 @@ class Conv2d(Layer):
         bias: learn an additive bias per output channel.
         impl: ``"gemm"`` (default: channels-first GEMMs, see ``layerwise.functional.conv``: one
             GEMM for 1x1, flat shifted columns for stride 1, channels-first im2col otherwise;
-            groups > 1 run ``"im2col"``), ``"im2col"`` (the article's per-sample im2col + GEMM
+            groups > 1 run ``"im2col"``), ``"im2col"`` (docs/convolution.md route 2: per-sample im2col + GEMM
             in NCHW, for every geometry) or ``"direct"`` (the rot180 derivation; slow).
 
     Params: weight (O, C/groups, kh, kw), bias (O,); PyTorch's default init

@@ -5,7 +5,7 @@ import math
 
 from .. import init
 from ..backend import Array, Shape
-from ..core import Layer, register
+from ..core import Layer, Param, register
 from ..functional.im2col import col2im, im2col, pair
 
 __all__ = ["ConvTranspose2d"]
@@ -63,7 +63,7 @@ class ConvTranspose2d(Layer):
             raise ValueError(f"ConvTranspose2d: groups must be a positive int dividing out_channels="
                              f"{out_channels}, got {groups!r}")
         self.groups, self.use_bias = groups, bool(bias)
-        self.bias = None
+        self.bias: Param | None = None
 
     def _check_input(self, shape: Shape) -> None:
         self.expect_ndim(shape, 4, "(N, C, H, W)")

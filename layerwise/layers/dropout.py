@@ -41,7 +41,7 @@ class RandomLayer(Layer):
 
     def rng_state(self) -> dict[str, Any]:
         """The generator's state (a deep copy; plain ints and strs, JSON-serialisable)."""
-        return copy.deepcopy(self.generator.bit_generator.state)
+        return copy.deepcopy(dict(self.generator.bit_generator.state))
 
     def set_rng_state(self, state: dict[str, Any]) -> None:
         """Restore a state returned by ``rng_state()``."""
@@ -53,16 +53,16 @@ class RandomLayer(Layer):
         gen.bit_generator.state = copy.deepcopy(state)
 
     def _build(self, *shapes: Shape) -> None:
-        self.generator  # draw the derived seed now, in the Net's setup order
+        _ = self.generator  # the property draws the derived seed now, in the Net's setup order
 
 
 @register("layer", "Dropout")
 class Dropout(FloatInputs, RandomLayer):
     """Inverted dropout (Srivastava et al., 2014; Caffe's DropoutLayer).
 
-    Training: m_i ~ Bernoulli(1 - p) (keep with probability 1 - p), scale = 1 / (1 - p),
-        forward y = x * m * scale, backward dx = dy * m * scale.
-    Eval: y = x (identity; nothing cached). p = 1 drops everything (y = 0, dx = 0).
+    Forward (training): y = x * m * scale, m_i ~ Bernoulli(1 - p) (keep with probability 1 - p),
+        scale = 1 / (1 - p).  Forward (eval): y = x (identity).
+    Backward: dx = dy * m * scale (training); dx = dy (eval). p = 1 drops everything (y = 0, dx = 0).
 
     The mask comes from the layer's own ``numpy.random.Generator``: seeded with ``seed``,
     or (``seed=None``) from a seed drawn once from the layer's ``rng`` at setup, so a Net's
@@ -71,7 +71,7 @@ class Dropout(FloatInputs, RandomLayer):
     mask fixed (e.g. for a finite-difference gradcheck), restore the same state before each
     forward; the gradcheck test in tests/layers/test_dropout.py shows how.
 
-    Shapes: x (N, *) -> y (N, *).  Caches: mask (bool, training only).
+    Shapes: x (N, *) -> y (N, *).  Caches: mask (bool; None in eval or with p = 0).
 
     Args:
         ratio: the drop probability p, in [0, 1] (Caffe's dropout_ratio; PyTorch's p).

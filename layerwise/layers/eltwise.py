@@ -17,13 +17,15 @@ _OPS = ("sum", "prod", "max")
 class Eltwise(Layer):
     """Element-wise combination of K >= 1 inputs of one shape (Caffe's Eltwise).
 
-    sum:  y = sum_k c_k x_k (c_k = 1 by default);  dx_k = c_k * dy (dy itself when c_k = 1).
-    prod: y = prod_k x_k;  dx_k = dy * prod_{j != k} x_j, from prefix and suffix products
-          (no division, so zeros in the inputs are fine).
-    max:  y = max_k x_k;  dx_k = dy where input k holds the maximum (the first one on a tie,
-          as Caffe), else 0.
+    Forward:  sum: y = sum_k c_k x_k (c_k = 1 by default);  prod: y = prod_k x_k;
+              max: y = max_k x_k.
+    Backward: sum: dx_k = c_k * dy (dy itself when c_k = 1);
+              prod: dx_k = dy * prod_{j != k} x_j, from prefix and suffix products (no division,
+              so zeros in the inputs are fine);
+              max: dx_k = dy where input k holds the maximum (the first one on a tie, as Caffe), else 0.
+              One input: dx (an array); several: a tuple (dx_1, ..., dx_K).
     Shapes: K inputs x_k (N, *) -> y (N, *).
-    Caches: nothing (sum), the inputs (prod), the arg-max index per element (max).
+    Caches: nothing (sum), xs = the inputs (prod), idx = the arg-max input per element (max).
 
     Args:
         op: 'sum', 'prod' or 'max'.
@@ -94,6 +96,7 @@ class Eltwise(Layer):
 
     def _backward(self, dy: Array):
         xp = get_array_module(dy)
+        assert self._in_shapes is not None   # set by the forward that backward follows
         k_in = len(self._in_shapes)
         if self.op == "sum":
             c = self.coeffs or (1.0,) * k_in
@@ -116,4 +119,5 @@ class Eltwise(Layer):
 
     @staticmethod
     def _out(dxs: tuple) -> Array | tuple:
+        """One gradient per input, as every layer: the array itself for one input, else the tuple."""
         return dxs[0] if len(dxs) == 1 else dxs

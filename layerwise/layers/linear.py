@@ -6,7 +6,7 @@ from typing import Any
 
 from .. import init as _init
 from ..backend import Array, Shape, get_array_module
-from ..core import Layer, register
+from ..core import Layer, Param, register
 from ._dtype import FloatInputs
 
 __all__ = ["Linear"]
@@ -53,7 +53,7 @@ class Linear(FloatInputs, Layer):
         self.axis = int(axis)
         self.weight_filler, self.bias_filler = weight_filler, bias_filler
         self.in_features: int | None = None
-        self.bias = None
+        self.bias: Param | None = None
 
     def _split(self, shape: Shape) -> tuple[Shape, int]:
         """(kept leading dims, flattened feature count) of an input shape; checks the rank."""
@@ -99,4 +99,5 @@ class Linear(FloatInputs, Layer):
         if self.bias is not None:
             # float64 accumulator: a float32 column sum over M = N*T rows drifts as M grows
             self.bias.grad += dY.sum(axis=0, dtype=get_array_module(dY).float64).astype(dY.dtype, copy=False)
+        assert self._in_shapes is not None   # set by the forward that backward follows
         return (dY @ self.weight.data).reshape(self._in_shapes[0])

@@ -33,7 +33,8 @@ class ConstantPad2d(Layer):
         super().__init__(name=name)
         p = (padding,) * 4 if isinstance(padding, int) else tuple(int(v) for v in padding)
         if len(p) != 4 or min(p) < 0:
-            raise ValueError(f"ConstantPad2d: padding must be an int or (left, right, top, bottom) >= 0, got {padding!r}")
+            raise ValueError(f"ConstantPad2d: padding must be an int or (left, right, top, bottom) >= 0, "
+                             f"got {padding!r}")
         self.padding, self.value = p, float(value)
 
     def _output_shape(self, shape: Shape) -> Shape:
@@ -50,6 +51,6 @@ class ConstantPad2d(Layer):
         return y
 
     def _backward(self, dy: Array) -> Array:
-        l, _, t, _ = self.padding
-        _, _, H, W = self._in_shapes[0]
+        l, r, t, b = self.padding
+        H, W = dy.shape[2] - t - b, dy.shape[3] - l - r
         return dy[:, :, t:t + H, l:l + W].copy()

@@ -62,7 +62,7 @@ class MaxPool2d(_Pool2d):
         ceil_mode: Caffe's rounding (see the module docstring); default floor, like PyTorch.
 
     Shapes: x (N, C, H, W) -> y (N, C, Ho, Wo).
-    Caches: arg (N, C, Ho, Wo) int8, the kernel offset of each window's maximum.
+    Caches: arg (N, C, Ho, Wo) int8, the kernel offset of each window's maximum; x_shape.
 
     Example:
         >>> import numpy as np

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .. import init
 from ..backend import Array, Shape
-from ..core import Layer, register
+from ..core import Layer, Param, register
 
 __all__ = ["Scale"]
 
@@ -35,7 +35,7 @@ class Scale(Layer):
         if int(num_axes) < -1:
             raise ValueError(f"Scale: num_axes must be >= -1, got {num_axes}")
         self.axis, self.num_axes, self.use_bias = int(axis), int(num_axes), bool(bias)
-        self.bias = None
+        self.bias: Param | None = None
 
     def _span(self, shape: Shape) -> tuple[int, int]:
         a = self.axis + len(shape) if self.axis < 0 else self.axis
@@ -59,15 +59,15 @@ class Scale(Layer):
                              f"params have shape {self.weight.shape}; build a new layer for this input")
         return shape
 
-    def _view(self, p: Array, ndim: int) -> Array:
-        a, e = self._span(self._in_shapes[0])
-        return p.reshape((1,) * a + p.shape + (1,) * (ndim - e))
+    def _view(self, p: Array, shape: Shape) -> Array:
+        a, e = self._span(shape)
+        return p.reshape((1,) * a + p.shape + (1,) * (len(shape) - e))
 
     def _forward(self, x: Array) -> Array:
         self.save(x=x)
-        y = x * self._view(self.weight.data, x.ndim)
+        y = x * self._view(self.weight.data, x.shape)
         if self.bias is not None:
-            y += self._view(self.bias.data, x.ndim)
+            y += self._view(self.bias.data, x.shape)
         return y
 
     def _backward(self, dy: Array) -> Array:
@@ -77,4 +77,4 @@ class Scale(Layer):
         self.weight.grad += (dy * x).sum(axis=red).reshape(self.weight.shape)
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=red).reshape(self.bias.shape)
-        return dy * self._view(self.weight.data, x.ndim)
+        return dy * self._view(self.weight.data, x.shape)

@@ -43,6 +43,7 @@ class Flatten(FloatInputs, Layer):
         return x.reshape(self._out_shape)
 
     def _backward(self, dy: Array) -> Array:
+        assert self._in_shapes is not None   # set by the forward that backward follows
         return dy.reshape(self._in_shapes[0])
 
 
@@ -95,4 +96,5 @@ class Reshape(FloatInputs, Layer):
         return x.reshape(self._out_shape)
 
     def _backward(self, dy: Array) -> Array:
+        assert self._in_shapes is not None   # set by the forward that backward follows
         return dy.reshape(self._in_shapes[0])

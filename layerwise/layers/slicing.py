@@ -47,11 +47,13 @@ class Slice(Layer):
             raise self.error(f"axis {self.axis} is out of range for an input of shape {tuple(shape)}")
         n = shape[axis]
         if self.points is None:
-            if n % self.num_outputs:
-                raise self.error(f"axis {axis} has length {n}, not divisible into {self.num_outputs} equal parts; "
+            parts = self.num_outputs
+            assert parts is not None   # __init__ requires num_outputs when there are no points
+            if n % parts:
+                raise self.error(f"axis {axis} has length {n}, not divisible into {parts} equal parts; "
                                  "give explicit points")
-            step = n // self.num_outputs
-            pts = [step * i for i in range(1, self.num_outputs)]
+            step = n // parts
+            pts = [step * i for i in range(1, parts)]
         else:
             pts = list(self.points)
             if pts and pts[-1] >= n:
@@ -75,6 +77,7 @@ class Slice(Layer):
         return tuple(outs) if len(outs) > 1 else outs[0]
 
     def _backward(self, *dys: Array) -> Array:
+        assert self._in_shapes is not None   # set by the forward that backward follows
         shape = self._in_shapes[0]
         axis, b = self._bounds(shape)
         ref = next(d for d in dys if d is not None)

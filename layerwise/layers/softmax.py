@@ -29,8 +29,8 @@ class Softmax(_AxisLayer):
     """Softmax along ``axis`` (default 1, the channels: per pixel for (N, C, H, W), as Caffe).
 
     Forward: y = exp(x - max(x)) / sum(exp(x - max(x)))  (max subtracted: never overflows).
-    Backward (Jacobian-vector product, J = diag(y) - y y^T): dx = y * (dy - sum(dy * y)),
-    sums along ``axis``.
+    Backward: dx = y * (dy - sum(dy * y)), sums along ``axis`` (the Jacobian-vector product with
+    J = diag(y) - y y^T).
     Shapes: x (N, C, *) -> y (N, C, *).  Caches: y.
 
     Example:

@@ -30,7 +30,7 @@ class SyncBatchNorm(_BatchNorm):
 
     Rank r holds m_r values per channel (its n_r samples times the spatial size); M = sum m_r.
 
-    Forward (training), with two small allreduces of (C,) float64 sums:
+    Forward (training; two small allreduces of per-channel float64 sums):
         mean = (sum over all ranks of sum x) / M;  var = (sum over all ranks of sum (x - mean)^2) / M;
         xhat = (x - mean) / sqrt(var + eps);  y = weight * xhat + bias;
         running = (1 - momentum) * running + momentum * (mean, var * M / (M - 1)), equal on every rank.
@@ -51,7 +51,8 @@ class SyncBatchNorm(_BatchNorm):
     Params: weight (C,), bias (C,). Buffers: running_mean, running_var, num_batches_tracked.
 
     Shapes: x (N, C), (N, C, L) or (N, C, H, W) -> y of the same shape.
-    Caches: ctx = xhat (like x), invstd (C,), a reference to weight; m_r and M (ints).
+    Caches: several ranks: ctx = xhat (like x), invstd (C,), a reference to weight, and
+        m = (m_r, M) (ints); one process: what BatchNorm2d caches (cf for 4-D input, else ctx).
 
     Example:
         >>> import numpy as np
@@ -130,6 +131,7 @@ def convert_sync_batchnorm(net: Layer, comm: Any) -> int:
             count += 1
         elif isinstance(m, _BatchNorm):
             m.__class__ = SyncBatchNorm  # same state, SyncBatchNorm's forward and backward
+            assert isinstance(m, SyncBatchNorm)
             m.comm = comm
             count += 1
         elif "running_mean" in getattr(m, "_buffers", {}):

@@ -126,7 +126,7 @@ class ElementwiseLoss(Loss):
     Caches: g (the elementwise derivative dl/dpred), div (the divisor).
     """
 
-    reductions = ("mean", "sum", "batch_size", "full")
+    reductions: tuple[str, ...] = ("mean", "sum", "batch_size", "full")
     target_is_float = True
 
     def _output_shape(self, pred: Shape, target: Shape):

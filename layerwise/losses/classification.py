@@ -17,7 +17,8 @@ from ..functional.logistic import sigmoid as _sigmoid
 from ..functional.logistic import softplus
 from ._base import ElementwiseLoss, Loss, as_0d
 
-__all__ = ["SoftmaxCrossEntropyLoss", "CrossEntropyLoss", "SigmoidCrossEntropyLoss", "KLDivLoss"]
+__all__ = ["SoftmaxCrossEntropyLoss", "CrossEntropyLoss", "SigmoidCrossEntropyLoss", "BCEWithLogitsLoss",
+           "KLDivLoss"]
 
 
 class _ClassTargetLoss(Loss):
@@ -178,32 +179,34 @@ class CrossEntropyLoss(_ClassTargetLoss):
         return as_0d(xp, total / div, prob.dtype)
 
 
-@register("loss", "SigmoidCrossEntropyLoss", "binary_cross_entropy_with_logits", "bce_with_logits")
+@register("loss", "SigmoidCrossEntropyLoss")
 class SigmoidCrossEntropyLoss(ElementwiseLoss):
-    """Binary cross-entropy on logits (Caffe's SigmoidCrossEntropyLoss; PyTorch's
-    ``binary_cross_entropy_with_logits``), per element, targets in [0, 1].
+    """Binary cross-entropy on logits, per element, targets in [0, 1], with Caffe's defaults
+    (Caffe's SigmoidCrossEntropyLoss; ``BCEWithLogitsLoss`` is the same loss with PyTorch's).
 
     Forward:  l = -t log s(z) - (1 - t) log(1 - s(z)) = max(z, 0) - z t + log(1 + exp(-|z|)),
               L = 1/D sum l  (the stable form: finite for any finite z).
     Backward: dl/dz = s(z) - t.
-    Reduction: 'mean' (PyTorch, and Caffe's VALID without ignored labels) divides by the number
-              of elements; Caffe before 2017 divided by N ('batch_size').
+    Reduction: 'batch_size' (the default, as Caffe's: a layer without ``normalization`` or
+              ``normalize`` divides by N, sigmoid_cross_entropy_loss_layer.cpp) divides by N;
+              'mean' (PyTorch's default, Caffe's ``normalize: true`` / VALID without ignored
+              labels) and 'full' by the number of elements; 'sum' by 1.
 
     Args:
         pos_weight: optional weight of the positive term (PyTorch's ``pos_weight``): a scalar
             or an array that broadcasts against the logits, e.g. (C,) for (N, C) logits;
             l = (1 - t) z + (1 + (pw - 1) t) softplus(-z).
 
-    Shapes: logits (N, ...), targets the same shape -> ().  Caches: g = dl/dz.
+    Shapes: logits (N, ...), targets the same shape -> ().  Caches: g = dl/dz, div (the reduction's divisor).
     """
 
-    def __init__(self, *, pos_weight: Any = None, reduction: str = "mean", loss_weight: float = 1.0,
+    def __init__(self, *, pos_weight: Any = None, reduction: str = "batch_size", loss_weight: float = 1.0,
                  name: str | None = None) -> None:
         super().__init__(reduction=reduction, loss_weight=loss_weight, name=name)
         if pos_weight is not None:
             pos_weight = np.asarray(pos_weight, dtype=np.float64)
             if not np.all(pos_weight > 0):
-                raise ValueError(f"SigmoidCrossEntropyLoss: pos_weight must be > 0, got {pos_weight!r}")
+                raise ValueError(f"{type(self).__name__}: pos_weight must be > 0, got {pos_weight!r}")
         self.pos_weight = pos_weight
 
     def _check_target(self, target: Array) -> None:
@@ -227,6 +230,21 @@ class SigmoidCrossEntropyLoss(ElementwiseLoss):
         return loss, ((1 - t) - lw * (1 - s)) if need_grad else None
 
 
+@register("loss", "BCEWithLogitsLoss", "binary_cross_entropy_with_logits", "bce_with_logits")
+class BCEWithLogitsLoss(SigmoidCrossEntropyLoss):
+    """Binary cross-entropy on logits with PyTorch's defaults (torch.nn.BCEWithLogitsLoss): the
+    loss of ``SigmoidCrossEntropyLoss``, divided by the number of elements unless told otherwise.
+
+    Forward:  l = max(z, 0) - z t + log(1 + exp(-|z|)), L = 1/D sum l, D = the number of elements.
+    Backward: dl/dz = s(z) - t, divided by D.
+    Shapes: logits (N, ...), targets the same shape -> ().  Caches: g = dl/dz, div (the reduction's divisor).
+    """
+
+    def __init__(self, *, pos_weight: Any = None, reduction: str = "mean", loss_weight: float = 1.0,
+                 name: str | None = None) -> None:
+        super().__init__(pos_weight=pos_weight, reduction=reduction, loss_weight=loss_weight, name=name)
+
+
 @register("loss", "KLDivLoss", "kl_div")
 class KLDivLoss(ElementwiseLoss):
     """Kullback-Leibler divergence KL(t || q) with log q as input (PyTorch's ``kl_div``).
@@ -237,7 +255,8 @@ class KLDivLoss(ElementwiseLoss):
               KL divergence); 'batchmean' (= 'batch_size') divides by N and is the true mean
               KL per sample; 'sum'.
 
-    Shapes: input (N, ...) log-probabilities, target the same shape -> ().  Caches: g = -t.
+    Shapes: input (N, ...) log-probabilities, target the same shape -> ().
+    Caches: g = -t, div (the reduction's divisor).
     """
 
     reductions = ("mean", "sum", "batch_size", "full", "batchmean")

@@ -91,7 +91,7 @@ class TripletLoss(Loss):
     Backward: with r = [l_i > 0], u_ap = (a - p + eps) / d_ap, u_an = (a - n + eps) / d_an:
               dl/da = r (u_ap - u_an), dl/dp = -r u_ap, dl/dn = r u_an.
 
-    Shapes: anchor, positive, negative (N, D) -> ().  Caches: the three gradients * D, div.
+    Shapes: anchor, positive, negative (N, D) -> ().  Caches: ga, gp, gn (the three gradients * D), div = D.
     """
 
     num_inputs = 3
@@ -149,7 +149,7 @@ class CenterLoss(Loss):
     Centres start at 0 and are created lazily with the feature dimension.
 
     Shapes: features (N, F), labels int (N,) in [0, num_classes) -> ().  Centres (num_classes, F).
-    Caches: diff = x - c_y, labels, div.
+    Caches: diff = x - c_y, y (the labels), div = D.
     """
 
     reductions = ("mean", "sum", "batch_size")

@@ -31,7 +31,7 @@ class _BinaryLoss(ElementwiseLoss):
 class HingeLoss(Loss):
     """The SVM hinge loss, binary or multiclass, with norm p = 1 (hinge) or 2 (squared hinge).
 
-    Modes (m = margin, default 1; h^p below means max(0, .)^p):
+    Forward: L = (1/D) sum_i l_i, per mode (m = margin, default 1; h^p means max(0, .)^p):
       'ovr' (Caffe's HingeLoss, one-vs-all): for every class c, s_c = -z_y if c == y else z_c;
             l_i = sum_c max(0, m + s_c)^p.
       'weston_watkins': l_i = sum_{c != y} max(0, m + z_c - z_y)^p (PyTorch's multi_margin_loss
@@ -116,7 +116,7 @@ class PerceptronLoss(_BinaryLoss):
     Forward:  l = max(0, -y z)  (0 when y z > 0, the negative margin otherwise).
     Backward: dl/dz = -y where y z < 0, else 0.
 
-    Shapes: scores (N, ...), labels in {-1, +1} of the same shape.  Caches: g.
+    Shapes: scores (N, ...), labels in {-1, +1} of the same shape.  Caches: g = dl/dz, div (the reduction's divisor).
     """
 
     def _pointwise(self, z: Array, y: Array, need_grad: bool):
@@ -135,7 +135,7 @@ class ExponentialLoss(_BinaryLoss):
     at log(max float) - 20 (68.7 / 689.8), with the gradient of the clamped value passed
     through, so extreme scores give large but finite losses and gradients.
 
-    Shapes: scores (N, ...), labels in {-1, +1} of the same shape.  Caches: g.
+    Shapes: scores (N, ...), labels in {-1, +1} of the same shape.  Caches: g = dl/dz, div (the reduction's divisor).
     """
 
     def _pointwise(self, z: Array, y: Array, need_grad: bool):
@@ -152,7 +152,7 @@ class LogisticLoss(_BinaryLoss):
     Forward:  l = log(1 + exp(-y z)), computed as max(-y z, 0) + log1p(exp(-|y z|)).
     Backward: dl/dz = -y s(-y z), s the logistic sigmoid (computed stably).
 
-    Shapes: scores (N, ...), labels in {-1, +1} of the same shape.  Caches: g.
+    Shapes: scores (N, ...), labels in {-1, +1} of the same shape.  Caches: g = dl/dz, div (the reduction's divisor).
     """
 
     def _pointwise(self, z: Array, y: Array, need_grad: bool):
@@ -173,7 +173,7 @@ class HingeEmbeddingLoss(_BinaryLoss):
     Forward:  l = x if y = 1, max(0, margin - x) if y = -1.
     Backward: dl/dx = 1 if y = 1; -1 if y = -1 and x < margin; else 0.
 
-    Shapes: x (N, ...), labels the same shape.  Caches: g.
+    Shapes: x (N, ...), labels the same shape.  Caches: g = dl/dx, div (the reduction's divisor).
     """
 
     def __init__(self, *, margin: float = 1.0, reduction: str = "mean", loss_weight: float = 1.0,

@@ -3,7 +3,7 @@ foreground-only smooth-L1 localisation.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from ..backend import Array, Shape, get_array_module
 from ..core.layer import LossLayer
@@ -43,21 +43,23 @@ class MultiTaskLoss(LossLayer):
         items = list(losses.items()) if isinstance(losses, Mapping) else [(str(i), l) for i, l in enumerate(losses)]
         if not items:
             raise ValueError("MultiTaskLoss: give at least one child loss")
+        self._tasks: list[tuple[str, LossLayer, int]] = []   # (name, child, how many inputs it takes)
         for cname, loss in items:
             if not isinstance(loss, LossLayer) or loss.num_inputs is None:
                 raise TypeError(f"MultiTaskLoss: child {cname!r} must be a LossLayer with a fixed num_inputs, "
                                 f"got {loss!r}")
             self.add_child(cname, loss)
-        self.num_inputs = sum(c.num_inputs for c in self._children.values())
+            self._tasks.append((cname, loss, loss.num_inputs))
+        self.num_inputs = sum(n for _, _, n in self._tasks)
         self.losses: dict[str, float] = {}
 
-    def _split(self, xs: tuple):
+    def _split(self, xs: tuple) -> Iterator[tuple[str, LossLayer, tuple]]:
         i = 0
-        for cname, child in self._children.items():
-            yield cname, child, xs[i:i + child.num_inputs]
-            i += child.num_inputs
+        for cname, child, n in self._tasks:
+            yield cname, child, xs[i:i + n]
+            i += n
 
-    def _output_shape(self, *shapes: Shape):
+    def _output_shape(self, *shapes: Shape) -> Shape:
         for _, child, chunk in self._split(shapes):
             child.setup(*chunk)
         return ()
@@ -75,10 +77,10 @@ class MultiTaskLoss(LossLayer):
 
     def _backward(self, scale: float):
         grads: list = []
-        for _, child, _ in self._split((None,) * self.num_inputs):
+        for _, child, n in self._tasks:
             g = child.backward(scale)
             g = tuple(g) if isinstance(g, tuple) else (g,)
-            grads.extend(g + (None,) * (child.num_inputs - len(g)))
+            grads.extend(g + (None,) * (n - len(g)))
         return tuple(grads)
 
 
@@ -96,17 +98,19 @@ class FastRCNNLoss(MultiTaskLoss):
               4 columns of class u for foreground RoIs, 0 elsewhere.
 
     Shapes: cls_score (N, C), labels int (N,), bbox_pred (N, 4C) or (N, 4), bbox_targets (N, 4).
-    Caches: fg (foreground mask), labels (the children cache the rest).
+    Caches: fg (foreground mask), u (the labels); the children cache the rest.
     """
 
-    def __init__(self, *, lam: float = 1.0, beta: float = 1.0, loss_weight: float = 1.0, name: str | None = None) -> None:
-        super().__init__({"cls": SoftmaxCrossEntropyLoss(),
-                          "loc": SmoothL1Loss(beta=beta, reduction="batch_size", loss_weight=lam)},
-                         loss_weight=loss_weight, name=name)
+    def __init__(self, *, lam: float = 1.0, beta: float = 1.0, loss_weight: float = 1.0,
+                 name: str | None = None) -> None:
+        self._cls = SoftmaxCrossEntropyLoss()
+        self._loc = SmoothL1Loss(beta=beta, reduction="batch_size", loss_weight=lam)
+        super().__init__({"cls": self._cls, "loc": self._loc}, loss_weight=loss_weight, name=name)
         self.lam, self.beta = float(lam), float(beta)
 
-    def _output_shape(self, score: Shape, labels: Shape, bbox: Shape, target: Shape):
-        self._children["cls"].setup(score, labels)
+    def _output_shape(self, *shapes: Shape) -> Shape:
+        score, labels, bbox, target = shapes
+        self._cls.setup(score, labels)
         N, C = score
         if tuple(target) != (N, 4) or tuple(bbox) not in ((N, 4), (N, 4 * C)):
             raise self.error(f"expected bbox_pred ({N}, 4) or ({N}, {4 * C}) and bbox_targets ({N}, 4), "
@@ -115,7 +119,7 @@ class FastRCNNLoss(MultiTaskLoss):
 
     def _forward(self, score: Array, labels: Array, bbox: Array, target: Array) -> Array:
         xp = get_array_module(score)
-        cls, loc = self._children["cls"], self._children["loc"]
+        cls, loc = self._cls, self._loc
         cls.cache_enabled = loc.cache_enabled = self.cache_enabled
         l_cls = cls.forward(score, labels)
         N = score.shape[0]
@@ -129,14 +133,15 @@ class FastRCNNLoss(MultiTaskLoss):
         return as_0d(xp, l_cls + loc.loss_weight * l_loc, score.dtype)
 
     def _backward(self, scale: float):
-        cls, loc = self._children["cls"], self._children["loc"]
         fg, u = self.cache["fg"], self.cache["u"]
-        d_score = cls.backward(scale)
-        d_box = loc.backward(scale) * fg[:, None]               # (N, 4)
-        if self._in_shapes[2][1] == 4:
+        d_score = self._cls.backward(scale)
+        d_box = self._loc.backward(scale) * fg[:, None]         # (N, 4)
+        assert self._in_shapes is not None   # set by the forward that backward follows
+        cols = self._in_shapes[2][1]                            # bbox_pred's 4 or 4 * C columns
+        if cols == 4:
             return d_score, None, d_box, None
         xp = get_array_module(d_box)
         N = d_box.shape[0]
-        d_bbox = xp.zeros((N, self._in_shapes[2][1] // 4, 4), dtype=d_box.dtype)
+        d_bbox = xp.zeros((N, cols // 4, 4), dtype=d_box.dtype)
         d_bbox[xp.arange(N), u] = d_box
         return d_score, None, d_bbox.reshape(N, -1), None

@@ -22,7 +22,7 @@ class EuclideanLoss(ElementwiseLoss):
     use MSELoss for PyTorch's convention.
 
     Shapes: pred (N, ...), target the same shape -> ().
-    Caches: g = p - t.
+    Caches: g = p - t, div = D.
 
     Example:
         >>> import numpy as np
@@ -45,7 +45,7 @@ class MSELoss(ElementwiseLoss):
     Forward:  L = 1/D sum_i (p_i - t_i)^2, D = number of elements (reduction='mean').
     Backward: dL/dp = 2 (p - t) / D.
 
-    Shapes: pred (N, ...), target the same shape -> ().  Caches: g = 2 (p - t).
+    Shapes: pred (N, ...), target the same shape -> ().  Caches: g = 2 (p - t), div = D.
     """
 
     def _pointwise(self, pred: Array, target: Array, need_grad: bool):
@@ -60,7 +60,7 @@ class L1Loss(ElementwiseLoss):
     Forward:  L = 1/D sum_i |p_i - t_i|.
     Backward: dL/dp = sign(p - t) / D (0 where p == t, as PyTorch).
 
-    Shapes: pred (N, ...), target the same shape -> ().  Caches: g = sign(p - t).
+    Shapes: pred (N, ...), target the same shape -> ().  Caches: g = sign(p - t), div (the reduction's divisor).
     """
 
     def _pointwise(self, pred: Array, target: Array, need_grad: bool):
@@ -92,7 +92,7 @@ class SmoothL1Loss(ElementwiseLoss):
     Caffe's SmoothL1Loss (py-faster-rcnn) writes it with sigma: beta = 1 / sigma^2, and
     divides by the batch size (reduction='batch_size'); Fast R-CNN uses beta = 1.
 
-    Shapes: pred (N, ...), target the same shape -> ().  Caches: g = dl/dd.
+    Shapes: pred (N, ...), target the same shape -> ().  Caches: g = dl/dd, div (the reduction's divisor).
     """
 
     def __init__(self, *, beta: float = 1.0, reduction: str = "mean", loss_weight: float = 1.0,
@@ -114,7 +114,7 @@ class HuberLoss(ElementwiseLoss):
     Backward: dl/dd = d if |d| <= delta else delta sign(d).
     Huber(delta) = delta * SmoothL1(beta=delta).
 
-    Shapes: pred (N, ...), target the same shape -> ().  Caches: g = dl/dd.
+    Shapes: pred (N, ...), target the same shape -> ().  Caches: g = dl/dd, div (the reduction's divisor).
     """
 
     def __init__(self, *, delta: float = 1.0, reduction: str = "mean", loss_weight: float = 1.0,

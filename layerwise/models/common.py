@@ -142,6 +142,7 @@ class ShortcutPad(Layer):
         from ..backend import get_array_module
         xp = get_array_module(dy)
         s = self.stride
+        assert self._in_shapes is not None   # set by the forward that backward follows
         shape = self._in_shapes[0]
         c = shape[1]
         p = (self.out_channels - c) // 2

@@ -31,13 +31,9 @@ The price is one more forward of BN-ReLU-Conv1 per layer in backward (torchvisio
 """
 from __future__ import annotations
 
+from .. import layers as L
 from ..backend import Array, Shape, get_array_module
 from ..core import Layer, register
-
-
-def _layers():
-    from .. import layers  # resolved at build time: the layer files are written by other issues
-    return layers
 
 
 @register("layer", "DenseLayer")
@@ -71,16 +67,15 @@ class DenseLayer(Layer):
             raise ValueError(f"DenseLayer: bn_size must be >= 1, got {bn_size}")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"DenseLayer: dropout must be in [0, 1), got {dropout}")
-        L = _layers()
         self.growth_rate, self.bottleneck = int(growth_rate), bool(bottleneck)
         self.bn_size, self.dropout = int(bn_size), float(dropout)
         self.memory_efficient = bool(memory_efficient)
         k = self.growth_rate
         width = self.bn_size * k if self.bottleneck else k
-        seg = [("norm1", L.BatchNorm2d()), ("relu1", L.ReLU()),
+        seg: list[tuple[str, Layer]] = [("norm1", L.BatchNorm2d()), ("relu1", L.ReLU()),
                ("conv1", L.Conv2d(width, 1, bias=False) if self.bottleneck
                 else L.Conv2d(k, 3, padding=1, bias=False))]
-        rest = []
+        rest: list[tuple[str, Layer]] = []
         if self.dropout > 0:
             rest.append(("drop1", L.Dropout(self.dropout)))
         if self.bottleneck:
@@ -189,11 +184,12 @@ class DenseBlock(Layer):
         if int(num_layers) < 1:
             raise ValueError(f"DenseBlock: num_layers must be >= 1, got {num_layers}")
         self.num_layers, self.growth_rate = int(num_layers), int(growth_rate)
-        self.dense_layers = [
-            self.add_child(f"denselayer{i + 1}", DenseLayer(growth_rate, bottleneck=bottleneck, bn_size=bn_size,
-                                                            dropout=dropout, memory_efficient=memory_efficient,
-                                                            name=f"denselayer{i + 1}"))
-            for i in range(self.num_layers)]
+        self.dense_layers: list[DenseLayer] = []
+        for i in range(self.num_layers):
+            layer = DenseLayer(growth_rate, bottleneck=bottleneck, bn_size=bn_size, dropout=dropout,
+                               memory_efficient=memory_efficient, name=f"denselayer{i + 1}")
+            self.add_child(f"denselayer{i + 1}", layer)
+            self.dense_layers.append(layer)
 
     @property
     def memory_efficient(self) -> bool:
@@ -233,8 +229,8 @@ class DenseBlock(Layer):
 
     def _backward(self, dy: Array) -> Array:
         xp = get_array_module(dy)
-        c0 = self._in_shapes[0][1]
         k = self.growth_rate
+        c0 = dy.shape[1] - self.num_layers * k                               # the block's input channels
         grad = xp.empty(dy.shape, dtype=dy.dtype)                            # G: one gradient buffer
         grad[...] = dy
         for i in reversed(range(self.num_layers)):
@@ -268,9 +264,9 @@ class Transition(Layer):
     def __init__(self, out_channels: int, *, dropout: float = 0.0, relu: bool = True,
                  name: str | None = None) -> None:
         super().__init__(name=name)
-        L = _layers()
         self.out_channels, self.dropout, self.relu = int(out_channels), float(dropout), bool(relu)
-        seq = [("norm", L.BatchNorm2d()), ("relu", L.ReLU()), ("conv", L.Conv2d(self.out_channels, 1, bias=False))]
+        seq: list[tuple[str, Layer]] = [("norm", L.BatchNorm2d()), ("relu", L.ReLU()),
+                                        ("conv", L.Conv2d(self.out_channels, 1, bias=False))]
         if not self.relu:
             del seq[1]
         if self.dropout > 0:

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .. import layers as L
 from ..core import register
 from .common import Model, chain
-from .dense_block import DenseBlock, Transition, _layers
+from .dense_block import DenseBlock, Transition
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,16 @@ class DenseNetConfig:
     growth_rate: int = 12                        # k: maps each dense layer adds
     bottleneck: bool = False                     # DenseNet-B: BN-ReLU-Conv1x1(bn_size*k) before the 3x3
     bn_size: int = 4                             # bottleneck width in units of k (4 in the paper)
-    compression: float = 1.0                     # theta in (0, 1]: transition keeps floor(theta*m) maps (0.5 = -C)
+    compression: float = 1.0                     # theta in (0, 1]: a transition keeps floor(theta*m) maps (-C: 0.5)
     dropout: float = 0.0                         # dropout after each conv (paper: 0.2 without augmentation)
-    transition_relu: bool = True                 # BN-ReLU-Conv1x1-Pool (authors' code); False: BN-Conv1x1-Pool (paper's text)
+    # True: BN-ReLU-Conv1x1-Pool (the authors' code); False: BN-Conv1x1-Pool (the paper's text)
+    transition_relu: bool = True
     init_features: int | None = None             # stem width; None: 16 (plain), 2k (bottleneck+compression)
     num_classes: int = 10                        # classifier outputs
     stem: str = "cifar"                          # 'cifar': one 3x3 conv; 'imagenet': 7x7/2 conv + 3x3/2 max pool
     memory_efficient: bool = True                # recompute BN-ReLU-Conv1 in backward: memory linear in depth
-    impl: str = "fast"                           # 'fast': the fusion pass (fused channels-first blocks); 'reference': every layer alone
+    # 'fast': the fusion pass (fused channels-first blocks); 'reference': every layer runs alone
+    impl: str = "fast"
     init: str = "msra_fan_out"                   # conv init as the authors' code ('msra_fan_in': torchvision)
     seed: int = 0                                # seed of the weight initialisation
 
@@ -49,7 +52,8 @@ class DenseNetConfig:
         if self.block_config is not None:
             sizes = tuple(int(n) for n in self.block_config)
             if not sizes or min(sizes) < 1:
-                raise ValueError(f"DenseNetConfig: block_config must be non-empty positive sizes, got {self.block_config}")
+                raise ValueError(f"DenseNetConfig: block_config must be non-empty positive sizes, "
+                                 f"got {self.block_config}")
             return sizes
         if self.depth is None or self.num_blocks < 1:
             raise ValueError("DenseNetConfig: give depth (with num_blocks >= 1) or block_config")
@@ -93,7 +97,6 @@ class DenseNet(Model):
         cfg = config.validate()
         super().__init__(inputs="data", init=cfg.init, seed=cfg.seed, name=name or "densenet")
         self.config = cfg
-        L = _layers()
         k, c = cfg.growth_rate, cfg.stem_width()
         if cfg.stem == "imagenet":
             feats = [("conv0", L.Conv2d(c, 7, stride=2, padding=3, bias=False)), ("norm0", L.BatchNorm2d()),

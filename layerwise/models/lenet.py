@@ -5,9 +5,9 @@
 """
 from __future__ import annotations
 
+from .. import layers as L
 from ..core import register
 from .common import Model
-from .dense_block import _layers
 
 _ACTS = ("relu", "tanh", "sigmoid")
 
@@ -32,7 +32,6 @@ class LeNet(Model):
         if len(channels) != 2 or len(padding) != 2:
             raise ValueError(f"LeNet: channels and padding need two entries (conv1, conv2), got {channels}, {padding}")
         super().__init__(inputs="data", init=init, seed=seed, name=name or "lenet")
-        L = _layers()
         act = {"relu": "ReLU", "tanh": "TanH", "sigmoid": "Sigmoid"}[activation]
         for i, (c, p) in enumerate(zip(channels, padding), start=1):
             self.add(L.Conv2d(c, kernel_size, padding=p), name=f"conv{i}")

@@ -4,9 +4,9 @@
 """
 from __future__ import annotations
 
+from .. import layers as L
 from ..core import register
 from .common import Model
-from .dense_block import _layers
 
 _ACTS = {"relu": "ReLU", "tanh": "TanH", "sigmoid": "Sigmoid", "gelu": "GELU", "elu": "ELU", "silu": "SiLU"}
 
@@ -32,7 +32,6 @@ class MLP(Model):
         if any(int(h) < 1 for h in hidden):
             raise ValueError(f"MLP: hidden widths must be >= 1, got {hidden}")
         super().__init__(inputs="data", init=init, seed=seed, name=name or "mlp")
-        L = _layers()
         self.add(L.Flatten(), name="flatten")
         for i, h in enumerate(hidden, start=1):
             self.add(L.Linear(int(h)), name=f"fc{i}")

@@ -12,13 +12,12 @@ option B / ImageNet), ``add`` and the final ``relu``.
 """
 from __future__ import annotations
 
-from ..core import Net, register
+from .. import layers as L
+from ..core import Layer, Net, register
 from .common import Model, ShortcutPad, chain
-from .dense_block import _layers
 
 
 def _basic(planes: int, stride: int, in_planes: int, shortcut: str, preact: bool) -> Net:
-    L = _layers()
     blk = Net(inputs="x", name="block")
     need_proj = stride != 1 or in_planes != planes
     if preact:
@@ -45,7 +44,6 @@ def _basic(planes: int, stride: int, in_planes: int, shortcut: str, preact: bool
 
 def _bottleneck(planes: int, stride: int, in_planes: int) -> Net:
     """torchvision's Bottleneck (v1.5: the stride sits on the 3x3 conv), expansion 4."""
-    L = _layers()
     blk = Net(inputs="x", name="block")
     blk.add(L.Conv2d(planes, 1, bias=False), "x", "conv1", name="conv1")
     blk.add(L.BatchNorm2d(), "conv1", "bn1", name="bn1")
@@ -64,11 +62,10 @@ def _bottleneck(planes: int, stride: int, in_planes: int) -> Net:
 def _shortcut(blk: Net, src: str, planes: int, stride: int, need: bool, kind: str, preact: bool) -> str:
     if not need:
         return src
-    L = _layers()
     if kind == "A":
         blk.add(ShortcutPad(planes, stride), src, "shortcut", name="shortcut")
         return "shortcut"
-    layers = [("0", L.Conv2d(planes, 1, stride=stride, bias=False))]
+    layers: list[tuple[str, Layer]] = [("0", L.Conv2d(planes, 1, stride=stride, bias=False))]
     if not preact:
         layers.append(("1", L.BatchNorm2d()))
     blk.add(chain(layers), src, "downsample", name="downsample")
@@ -104,7 +101,6 @@ class ResNet(Model):
             raise ValueError("ResNet: preact=True is implemented for basic blocks; use block='basic'")
         super().__init__(inputs="data", init=init, seed=seed, name=name or "resnet")
         self.stem = stem
-        L = _layers()
         width = width or (16 if stem == "cifar" else 64)
         if stem == "cifar":
             self.add(L.Conv2d(width, 3, padding=1, bias=False), "data", "conv1", name="conv1")

@@ -67,7 +67,7 @@ def lda_directions(X: np.ndarray, y: np.ndarray, k: int = 1) -> np.ndarray:
 
 
 def svm_primal(w: np.ndarray, b: float, X: np.ndarray, y: np.ndarray, C: float = 1.0):
-    """Soft-margin SVM in its primal, hinge form (the survey's structural-risk objective).
+    """Soft-margin SVM in its primal, hinge form (Cortes and Vapnik 1995: a structural-risk objective).
 
     L(w, b) = 1/2 ||w||^2 + C sum_i max(0, 1 - y_i (w^T x_i + b));
     subgradient: dL/dw = w - C sum_{active} y_i x_i,  dL/db = -C sum_{active} y_i,

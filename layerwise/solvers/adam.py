@@ -23,8 +23,8 @@ class Adam(Solver):
         m <- beta1 * m + (1 - beta1) * g
         v <- beta2 * v + (1 - beta2) * g^2
 
-    ``eps_style="caffe"`` (the seed's form, Caffe's AdamSolver and section 2 of the paper; the
-    default): the bias corrections are folded into the step size and eps is added to sqrt(v):
+    ``eps_style="caffe"`` (Caffe's AdamSolver and section 2 of the paper; the default): the
+    bias corrections are folded into the step size and eps is added to sqrt(v):
 
         X <- X - lr * sqrt(1 - beta2^t) / (1 - beta1^t) * m / (sqrt(v) + eps)
 

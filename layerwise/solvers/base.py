@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 
 from ..backend import get_array_module, to_numpy
-from ..core.layer import Layer
+from ..core.layer import Layer, NamedParams
 from ..core.param import Param
 from ..core.registry import lookup, registered
-from .lr_policy import POLICY_ALIASES, Fixed, build_policy
+from .caffe_names import POLICY_OPTIONS, caffe_defaults, solver_options, speaks_caffe
+from .lr_policy import Fixed, build_policy
 
 __all__ = ["Solver", "build_solver"]
 
@@ -33,6 +34,7 @@ Policy = Callable[[int], float]
 
 
 def _named_params(owner: str, params: Any) -> dict[str, Param]:
+    named: dict[str, Any]
     if isinstance(params, Layer):
         named = params.named_params()
     elif isinstance(params, Mapping):
@@ -56,6 +58,17 @@ def _named_params(owner: str, params: Any) -> dict[str, Param]:
                              "pass each param once")
         seen[id(p)] = name
     return named
+
+
+def _unbuilt_owner(params: Any) -> Layer | None:
+    """The layer whose params are still to come: ``params`` is a Layer that is not built, or the
+    (empty) ``named_params()`` of one; otherwise None (the params are bound at once)."""
+    owner: Any = None
+    if isinstance(params, Layer):
+        owner = params
+    elif isinstance(params, NamedParams) and not params:
+        owner = params.owner
+    return owner if isinstance(owner, Layer) and not owner.built else None
 
 
 class Solver:
@@ -87,7 +100,9 @@ class Solver:
     def __init__(self, params: Any, lr: float | Policy = 0.01, *, weight_decay: float = 0.0,
                  regularization: str = "L2", clip_gradients: float | None = None,
                  iter_size: int = 1) -> None:
-        self.params = _named_params(self._tag(), params)
+        # A layer that is not built yet has no params: bind them on first use (see ``params``).
+        self._owner: Layer | None = _unbuilt_owner(params)
+        self._params: dict[str, Param] | None = None if self._owner is not None else _named_params(self._tag(), params)
         self.policy = self._as_policy(lr)
         wd = float(weight_decay)
         if not math.isfinite(wd) or wd < 0:
@@ -107,6 +122,27 @@ class Solver:
         self.iter_size = int(iter_size)
         self.iteration = 0
         self.state: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ params
+    @property
+    def params(self) -> dict[str, Param]:
+        """``name -> Param`` this solver updates. Given a layer (or its ``named_params()``) before the
+        layer was built, the solver binds the layer's params here, on first use after the first forward
+        (or ``setup``); using the solver before then is an error that says so."""
+        if self._params is None:
+            owner = self._owner
+            assert owner is not None
+            if not owner.built:
+                raise ValueError(f"{self._tag()}: the params of {owner!r} do not exist yet: layers create them "
+                                 "from the input's shape on the first forward; run net.forward(x) (or "
+                                 "net.setup(input_shape)) before solver.step() or solver.state_dict()")
+            self._params = _named_params(self._tag(), owner.named_params())
+        return self._params
+
+    @property
+    def bound(self) -> bool:
+        """Whether the params are bound (always, unless the solver was given an unbuilt layer's params)."""
+        return self._params is not None
 
     # ----------------------------------------------------------------- helpers
     def _tag(self) -> str:
@@ -160,6 +196,10 @@ class Solver:
     def lr(self, value: float | Policy) -> None:
         """Replace the policy (a number gives a constant lr from now on, like torch's group['lr'] = v)."""
         self.policy = self._as_policy(value)
+
+    def lr_at(self, iteration: int) -> float:
+        """The learning rate of update number ``iteration`` (0-based) under this solver's schedule."""
+        return float(self.policy(iteration))
 
     # -------------------------------------------------------------------- step
     def zero_grad(self) -> None:
@@ -238,45 +278,41 @@ class Solver:
             self.policy = self._as_policy(float(np.asarray(state["lr"])))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(params={len(self.params)}, lr={self.lr:g}, iteration={self.iteration})"
+        n = len(self.params) if self.bound else "unbound"
+        return f"{type(self).__name__}(params={n}, lr={self.lr:g}, iteration={self.iteration})"
 
 
 # --------------------------------------------------------------- build_solver
-# Caffe's solver.prototxt names -> ours (per solver where Caffe reuses a name).
-_CAFFE_NAMES = {"base_lr": "lr", "delta": "eps", "rms_decay": "alpha", "regularization_type": "regularization"}
-_POLICY_KEYS = {"gamma", "power", "step_size", "milestones", "max_iter", "eta_min", "warmup_iters",
-                "start_factor"} | set(POLICY_ALIASES)
+# The lr-policy arguments build_solver hands to build_policy (ours, and Caffe's spellings).
+_POLICY_KEYS = frozenset({"gamma", "power", "step_size", "milestones", "max_iter", "eta_min", "warmup_iters",
+                          "start_factor"}) | frozenset(POLICY_OPTIONS)
 
 
 def build_solver(name: str, params: Any, **cfg: Any) -> Solver:
     """Build a registered solver from a config, accepting PyTorch's and Caffe's names.
 
-    Caffe names: ``base_lr`` -> ``lr``; ``lr_policy`` with its ``gamma``, ``power``, ``stepsize``,
-    ``stepvalue``, ``max_iter`` (and ``eta_min``, ``warmup_iters``, ``start_factor``) -> an lr
-    policy; ``momentum``/``momentum2`` -> ``betas`` for Adam(W); ``momentum`` -> ``rho`` for
-    AdaDelta; ``delta`` -> ``eps``; ``rms_decay`` -> ``alpha``; ``regularization_type`` ->
-    ``regularization``. ``beta1``/``beta2`` are accepted for ``betas``.
+    Caffe names (``layerwise.solvers.caffe_names``): ``base_lr`` -> ``lr``; ``lr_policy`` with its
+    ``gamma``, ``power``, ``stepsize``, ``stepvalue``, ``max_iter`` (and ``eta_min``, ``warmup_iters``,
+    ``start_factor``) -> an lr policy; ``momentum``/``momentum2`` -> ``betas`` for Adam(W);
+    ``momentum`` -> ``rho`` for AdaDelta; ``delta`` -> ``eps``; ``rms_decay`` -> ``alpha``;
+    ``regularization_type`` -> ``regularization``. ``beta1``/``beta2`` are accepted for ``betas``.
+
+    Caffe's names mean Caffe's defaults: given any Caffe-only key (``base_lr``, ``delta``,
+    ``momentum2``, ``rms_decay``, ``regularization_type``, ``stepsize``, ``stepvalue``), every option
+    left out takes caffe.proto's default (momentum 0, so Adam's beta1 and AdaDelta's rho are 0 too;
+    delta 1e-8; momentum2 0.999; rms_decay 0.99; weight_decay 0). Otherwise the constructor's
+    (PyTorch's) defaults apply. docs/solvers.md has both tables.
 
     Example:
         >>> solver = build_solver("SGD", net, base_lr=0.1, momentum=0.9, lr_policy="step",
         ...                       gamma=0.1, stepsize=1000, weight_decay=5e-4)  # doctest: +SKIP
     """
     cls = lookup("solver", name)
-    cfg = dict(cfg)
     tag = f"build_solver({name!r})"
-    kind = name.lower()
-    if kind in ("adam", "adamw"):
-        b1, b2 = cfg.pop("betas", (0.9, 0.999))
-        b1 = cfg.pop("momentum", cfg.pop("beta1", b1))
-        b2 = cfg.pop("momentum2", cfg.pop("beta2", b2))
-        cfg["betas"] = (b1, b2)
-    elif kind == "adadelta" and "momentum" in cfg:
-        cfg["rho"] = cfg.pop("momentum")
-    for caffe, ours in _CAFFE_NAMES.items():
-        if caffe in cfg:
-            if ours in cfg:
-                raise TypeError(f"{tag}: both {caffe!r} and {ours!r} given; use one")
-            cfg[ours] = cfg.pop(caffe)
+    cfg = dict(cfg)
+    if speaks_caffe(cfg):
+        cfg = {**caffe_defaults(cls, cfg), **cfg}
+    cfg = solver_options(cls, cfg, tag)
     policy = cfg.pop("lr_policy", None)
     pkw = {k: cfg.pop(k) for k in list(cfg) if k in _POLICY_KEYS}
     if policy is not None:

@@ -17,6 +17,10 @@ number of updates already applied) returns the learning rate of the next update:
 Because a policy holds no state, the iteration is its whole position: a solver that saves its
 iteration resumes its schedule exactly.
 
+A policy class may declare ``run_defaults``: the arguments a training run fills in from its length
+(in iterations) when its config leaves them out, e.g. cosine's ``max_iter`` = the whole run
+(``layerwise.train.build.build_policy_from_config`` applies them; there is no list of names there).
+
 Example:
     >>> p = build_policy("multistep", 0.1, gamma=0.1, milestones=[10, 20])
     >>> [round(p(i), 6) for i in (0, 9, 10, 25)]
@@ -26,17 +30,30 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ..core.registry import lookup, register, registered
+from .caffe_names import policy_options
 
 __all__ = ["Fixed", "Step", "MultiStep", "Exp", "Inv", "Poly", "Sigmoid", "Cosine", "Warmup",
-           "build_policy", "POLICY_ALIASES"]
+           "build_policy", "run_defaults", "RunDefault"]
 
-# Caffe's solver.prototxt spellings -> ours.
-POLICY_ALIASES = {"stepsize": "step_size", "stepvalue": "milestones"}
+#: How a run fills in an argument it was not given: ``rule(total_iterations, milestone_fractions)``.
+RunDefault = Callable[[int, Sequence[float]], Any]
+
+
+def _whole_run(total: int, fractions: Sequence[float]) -> int:
+    return total
+
+
+def _third_of_run(total: int, fractions: Sequence[float]) -> int:
+    return max(1, total // 3)
+
+
+def _fractions_of_run(total: int, fractions: Sequence[float]) -> list[int]:
+    return sorted({max(1, int(round(f * total))) for f in fractions})
 
 
 def _check_it(name: str, it: Any) -> int:
@@ -87,6 +104,8 @@ class Step:
     base_lr: float
     step_size: int
     gamma: float = 0.1
+    #: a run not told step_size divides by gamma after each third of it
+    run_defaults: ClassVar[Mapping[str, RunDefault]] = {"step_size": _third_of_run}
 
     def __post_init__(self):
         object.__setattr__(self, "base_lr", _check_lr("step", self.base_lr))
@@ -106,6 +125,8 @@ class MultiStep:
     base_lr: float
     milestones: tuple[int, ...] = field(default=())
     gamma: float = 0.1
+    #: a run not told its milestones places them at its config's fractions of the run (50%, 75%)
+    run_defaults: ClassVar[Mapping[str, RunDefault]] = {"milestones": _fractions_of_run}
 
     def __post_init__(self):
         object.__setattr__(self, "base_lr", _check_lr("multistep", self.base_lr))
@@ -162,6 +183,8 @@ class Poly:
     base_lr: float
     max_iter: int
     power: float = 1.0
+    #: a run not told max_iter decays to 0 at its last iteration
+    run_defaults: ClassVar[Mapping[str, RunDefault]] = {"max_iter": _whole_run}
 
     def __post_init__(self):
         object.__setattr__(self, "base_lr", _check_lr("poly", self.base_lr))
@@ -208,6 +231,8 @@ class Cosine:
     base_lr: float
     max_iter: int
     eta_min: float = 0.0
+    #: a run not told max_iter anneals over all of it
+    run_defaults: ClassVar[Mapping[str, RunDefault]] = {"max_iter": _whole_run}
 
     def __post_init__(self):
         object.__setattr__(self, "base_lr", _check_lr("cosine", self.base_lr))
@@ -265,7 +290,7 @@ def build_policy(name: str, base_lr: float, **kw: Any) -> Callable[[int], float]
     """
     if not isinstance(name, str):
         raise TypeError(f"build_policy: the policy name must be a string, got {name!r}")
-    kw = {POLICY_ALIASES.get(k, k): v for k, v in kw.items()}
+    kw = policy_options(kw, f"lr_policy {name}")
     cls = lookup("lr_policy", name)
     if cls is Warmup:
         inner = kw.pop("policy", "fixed")
@@ -282,6 +307,13 @@ def build_policy(name: str, base_lr: float, **kw: Any) -> Callable[[int], float]
         return cls(base_lr, **kw)
     except TypeError as e:  # a missing required argument
         raise TypeError(f"lr_policy {name}: {e}; {name} accepts {accepted}") from None
+
+
+def run_defaults(name: str, total: int, fractions: Sequence[float] = (0.5, 0.75)) -> dict[str, Any]:
+    """The arguments of policy ``name`` a run of ``total`` iterations fills in when not given
+    (``run_defaults`` of the policy's class; {} for a policy without any)."""
+    rules: Mapping[str, RunDefault] = getattr(lookup("lr_policy", name), "run_defaults", {})
+    return {arg: rule(int(total), fractions) for arg, rule in rules.items()}
 
 
 def policy_names() -> list[str]:

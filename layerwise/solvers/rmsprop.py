@@ -20,7 +20,7 @@ class RMSProp(Solver):
         MS <- alpha * MS + (1 - alpha) * g^2
         X  <- X - lr * g / (sqrt(MS) + eps)
 
-    (the seed's decay delta is ``alpha`` here, Caffe's ``rms_decay``; Caffe's ``delta`` is
+    (the decay is ``alpha``, torch's name for Caffe's ``rms_decay``; Caffe's ``delta`` is
     ``eps``). Caffe and torch.optim.RMSprop agree on this form. torch's options are here too:
 
         centered:  A <- alpha * A + (1 - alpha) * g;  the denominator is sqrt(MS - A^2) + eps

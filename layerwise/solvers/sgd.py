@@ -18,7 +18,7 @@ class SGD(Solver):
 
     Plain (momentum = 0):   X <- X - lr * g
 
-    Momentum, ``momentum_style="caffe"`` (the seed's form; the default). V is the velocity and
+    Momentum, ``momentum_style="caffe"`` (Caffe's SGDSolver; the default). V is the velocity and
     holds the learning rate:
 
         V <- mu * V - lr * g
@@ -82,12 +82,14 @@ class SGD(Solver):
         keep = 1.0 if first else 1.0 - self.dampening
         v = self.buffer("momentum", name)
         if self.momentum_style == "caffe":
-            v_prev = v.copy() if self.nesterov else None
-            v *= mu
-            v -= (lr * keep) * g                      # V <- mu V - lr g
             if self.nesterov:
+                v_prev = v.copy()
+                v *= mu
+                v -= (lr * keep) * g                  # V <- mu V - lr g
                 p.data += (1.0 + mu) * v - mu * v_prev
             else:
+                v *= mu
+                v -= (lr * keep) * g                  # V <- mu V - lr g
                 p.data += v
         else:
             v *= mu
@@ -97,14 +99,19 @@ class SGD(Solver):
 
 @register("solver", "nesterov", "NAG")
 class Nesterov(SGD):
-    """Nesterov's accelerated gradient: ``SGD(nesterov=True)`` with momentum 0.9 by default.
+    """Nesterov's accelerated gradient (Caffe's NesterovSolver): ``SGD(nesterov=True)`` with
+    momentum 0.9 by default.
 
     V <- mu * V - lr * grad f(X + mu V);  X <- X + V   (see ``SGD`` for the form actually run).
+
+    ``momentum=0`` is allowed, as in Caffe (whose default it is, when a solver.prototxt says
+    ``type: "Nesterov"`` without a momentum): the step is then plain gradient descent.
+    ``SGD(nesterov=True, momentum=0)`` is refused, as torch.optim.SGD refuses it.
     """
 
     def __init__(self, params: Any, lr: float | Policy = 1e-3, momentum: float = 0.9, weight_decay: float = 0.0,
                  *, momentum_style: str = "caffe", regularization: str = "L2",
                  clip_gradients: float | None = None, iter_size: int = 1) -> None:
-        super().__init__(params, lr, momentum=momentum, weight_decay=weight_decay, nesterov=True,
+        super().__init__(params, lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum != 0,
                          momentum_style=momentum_style, regularization=regularization,
                          clip_gradients=clip_gradients, iter_size=iter_size)

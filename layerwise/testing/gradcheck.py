@@ -13,6 +13,7 @@ generators restored before every forward, so all evaluations see the same draws.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,12 +93,15 @@ def gradcheck(layer: Layer, *inputs: Any, eps: float = 1e-6, atol: float = 1e-6,
     scale = layer.loss_weight if isinstance(layer, LossLayer) else 1.0
 
     outs = _tuple(layer.forward(*xs))                   # builds the layer and its generators
-    draws = [(m, m.rng_state()) for m in layer.modules()
-             if callable(getattr(m, "rng_state", None)) and callable(getattr(m, "set_rng_state", None))]
+    draws: list[tuple[Callable[[Any], Any], Any]] = []  # (set_rng_state, the state after the first forward)
+    for m in layer.modules():
+        get, put = getattr(m, "rng_state", None), getattr(m, "set_rng_state", None)
+        if callable(get) and callable(put):
+            draws.append((put, get()))
 
     def forward() -> tuple:
-        for m, state in draws:                           # the same masks / slopes every time
-            m.set_rng_state(state)
+        for put, state in draws:                         # the same masks / slopes every time
+            put(state)
         return _tuple(layer.forward(*xs))
 
     rs = [rng.standard_normal(np.shape(o)) for o in outs]

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..backend import to_numpy
 
-# Tolerances the issues ask for: relative agreement with the oracle per dtype.
+# Relative agreement with the oracle per dtype (CONTRIBUTING.md, "Oracle").
 RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-10}
 
 

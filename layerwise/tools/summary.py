@@ -1,17 +1,16 @@
 """summary(net, input_shape): each layer's output shape, params and forward FLOPs, from shapes alone.
 
     print(summary(densenet_bc(), (3, 32, 32)))
-    python -m layerwise.tools.summary densenet_bc --input 3,32,32
+    layerwise summary densenet_bc --input 3,32,32       # the command calls summary() below
 
 The net is set up on a batch of one (``setup`` creates the params but runs no compute).
 FLOPs are forward multiply-adds per sample (MACs) of convolutions and Linear layers, the
-convention of the DenseNet/ResNet papers and of PERF-ANCHORS (DenseNet-BC L=100 k=12:
-288 M); elementwise layers (BN, ReLU, pooling) count 0.
+convention of the DenseNet/ResNet papers (DenseNet-BC L=100 k=12: 288 M; docs/densenet.md);
+elementwise layers (BN, ReLU, pooling) count 0. Without an input shape, :func:`default_input_shape`
+decides (the one rule of ``layerwise summary`` and ``layerwise time``).
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from ..core import Layer
 
-__all__ = ["summary", "summary_rows", "SummaryRow", "layer_macs"]
+__all__ = ["summary", "summary_rows", "SummaryRow", "layer_macs", "default_input_shape"]
 
 
 @dataclass
@@ -29,6 +28,28 @@ class SummaryRow:
     output_shape: tuple     # without the batch dimension
     params: int             # trainable parameters of this layer (its own, not its children's)
     macs: int               # forward multiply-adds per sample
+
+
+def default_input_shape(net: Layer) -> tuple[int, ...]:
+    """One sample's shape (C, H, W) for a net when none is given.
+
+    The input a Caffe or ONNX model declares; else the model's own default
+    (``Model.default_input_shape``: 224 x 224 for ImageNet stems, 32 x 32 otherwise); else (3, 32, 32).
+
+    Example:
+        >>> from layerwise.models import build_model
+        >>> default_input_shape(build_model("resnet18")), default_input_shape(build_model("resnet20"))
+        ((3, 224, 224), (3, 32, 32))
+    """
+    shapes = getattr(net, "blob_shapes", {})
+    names = getattr(net, "input_names", ())
+    if names and names[0] in shapes and type(net).__name__ in ("CaffeNet", "OnnxNet"):
+        return tuple(int(d) for d in shapes[names[0]][1:])
+    model_default = getattr(net, "default_input_shape", None)
+    full = model_default() if callable(model_default) else None
+    if full is not None:
+        return tuple(int(d) for d in full[1:])
+    return (3, 32, 32)
 
 
 def layer_macs(layer: Layer) -> int:
@@ -100,8 +121,13 @@ def _fmt_big(n: float) -> str:
     return f"{int(n)}"
 
 
-def summary(net: Layer, input_shape: Sequence[int], depth: int | None = None) -> str:
-    """A table of :func:`summary_rows` with totals: params and forward MACs per sample."""
+def summary(net: Layer, input_shape: Sequence[int] | None = None, depth: int | None = None) -> str:
+    """A table of :func:`summary_rows` with totals: params and forward MACs per sample.
+
+    ``input_shape`` is one sample's shape; None takes :func:`default_input_shape`.
+    """
+    if input_shape is None:
+        input_shape = default_input_shape(net)
     rows = summary_rows(net, input_shape, depth)
     total_p = net.num_params()
     total_m = sum(r.macs for r in rows)
@@ -118,44 +144,3 @@ def summary(net: Layer, input_shape: Sequence[int], depth: int | None = None) ->
     lines.append(f"forward MACs per sample: {total_m:,} ({_fmt_big(total_m)}; FLOPs ~ 2x)")
     lines.append(f"layers: {len(rows)}; input {tuple(input_shape)}")
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``layerwise summary MODEL [--input 3,32,32] [--depth D] [--arg key=value ...]``."""
-    from ..models import build_model, registered_models
-
-    ap = argparse.ArgumentParser(prog="layerwise summary", description="Per-layer output shapes, params and MACs.")
-    ap.add_argument("model", help=f"a registered model: {', '.join(registered_models())}")
-    ap.add_argument("--input", default=None, help="one sample's shape, e.g. 3,32,32 (default: 3,224,224 for "
-                                                  "ImageNet models, else 3,32,32)")
-    ap.add_argument("--depth", type=int, default=None, help="fold layers below this name depth")
-    ap.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
-                    help="keyword for the model builder, e.g. --arg depth=40 --arg growth_rate=12")
-    args = ap.parse_args(argv)
-    kwargs = {}
-    for item in args.arg:
-        if "=" not in item:
-            ap.error(f"--arg expects KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        import yaml
-        kwargs[k] = yaml.safe_load(v)
-    try:
-        net = build_model(args.model, **kwargs)
-    except KeyError as e:
-        print(f"layerwise summary: {e.args[0]}", file=sys.stderr)
-        return 2
-    if args.input:
-        try:
-            shape = tuple(int(d) for d in args.input.split(","))
-        except ValueError:
-            ap.error(f"--input expects comma-separated integers like 3,32,32, got {args.input!r}")
-    else:
-        stem = getattr(getattr(net, "config", None), "stem", None)
-        big = stem == "imagenet" or "maxpool" in net.children()
-        shape = (3, 224, 224) if big else (3, 32, 32)
-    print(summary(net, shape, depth=args.depth))
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

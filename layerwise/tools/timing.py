@@ -11,7 +11,9 @@ are expanded ``depth`` levels deep), after ``warmup`` untimed passes; times are 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -103,7 +105,11 @@ def time_layers(net: Layer, x: Array, iters: int = 10, warmup: int = 1, depth: i
     modes = [(m, m.training, m.cache_enabled) for m in net.modules()]
     saved_state = net.state_dict()
     saved_grads = [p.grad.copy() for p in net.params()]
-    rng_states = [(m, m.rng_state()) for m in net.modules() if hasattr(m, "rng_state")]
+    rng_states: list[tuple[Callable[[Any], Any], Any]] = []  # (set_rng_state, the state to put back)
+    for m in net.modules():
+        get, put = getattr(m, "rng_state", None), getattr(m, "set_rng_state", None)
+        if callable(get) and callable(put):
+            rng_states.append((put, get()))
     net.train() if backward else net.eval()
     rng = np.random.default_rng(0)
     xp = get_array_module(x)
@@ -122,8 +128,8 @@ def time_layers(net: Layer, x: Array, iters: int = 10, warmup: int = 1, depth: i
         net.load_state_dict(saved_state)
         for p, g in zip(net.params(), saved_grads):
             p.grad[...] = g
-        for m, st in rng_states:
-            m.set_rng_state(st)
+        for put, st in rng_states:
+            put(st)
         for m, training, caching in modes:
             m.training, m.cache_enabled = training, caching
             m.cache.clear()

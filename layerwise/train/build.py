@@ -5,9 +5,8 @@ only objects with the protocol's methods.
 """
 from __future__ import annotations
 
-import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +134,7 @@ def build_transforms(cfg: Config, sample_shape: tuple[int, ...], mean: list[floa
         if not image:
             raise ConfigError("config key 'augment.flip': flips need images; set augment.flip=false")
         train.append(RandomHorizontalFlip(0.5))
-    norm = Normalize(mean, std) if (cfg.augment.normalize and mean is not None) else None
+    norm = Normalize(mean, std) if (cfg.augment.normalize and mean is not None and std is not None) else None
     if norm is not None:
         train.append(norm)
     train_t = Compose(train) if len(train) > 1 else (train[0] if train else None)
@@ -158,48 +157,54 @@ def build_model(name: str, kwargs: dict, num_classes: int, seed: int) -> Any:
 
 
 def _solver_kwargs(cfg: Config) -> dict:
+    """The solver section as ``build_solver`` keywords. The section's ``momentum`` is Caffe's: the
+    solver's momentum, Adam's beta1 or AdaDelta's rho (``solvers.caffe_names.MOMENTUM_MEANS``); it and
+    ``nesterov`` go to the solvers that take them, unless ``kwargs`` sets the same option (kwargs win)."""
     from ..core.registry import lookup
+    from ..solvers.caffe_names import given_option, takes_option
 
     cls = lookup("solver", cfg.solver.name)
-    accepted = set(inspect.signature(cls).parameters)
     kw: dict[str, Any] = {"lr": cfg.solver.lr, "weight_decay": cfg.solver.weight_decay}
-    # momentum/nesterov are SGD's; Adam takes momentum as beta1 (build_solver maps it).
-    if "momentum" in accepted or cfg.solver.name.lower() in ("adam", "adamw", "adadelta"):
-        kw["momentum"] = cfg.solver.momentum
-    if "nesterov" in accepted:
-        kw["nesterov"] = cfg.solver.nesterov
+    for key in ("momentum", "nesterov"):
+        if takes_option(cls, key) and not given_option(cls, key, cfg.solver.kwargs):
+            kw[key] = getattr(cfg.solver, key)
     kw.update(cfg.solver.kwargs)
     return kw
 
 
 def build_policy_from_config(cfg: Config, iters_per_epoch: int) -> Callable[[int], float]:
-    """The lr schedule over ``epochs * iters_per_epoch`` iterations, with linear warm-up."""
-    from ..solvers.lr_policy import build_policy
+    """The lr schedule over ``epochs * iters_per_epoch`` iterations, with linear warm-up.
+
+    What the config leaves out of a policy's arguments, the policy's own ``run_defaults`` fill in
+    from the run's length (cosine and poly end at the last iteration, multistep's milestones are
+    ``lr_policy.milestones`` fractions of the run, step divides every third of it).
+    """
+    from ..solvers.caffe_names import policy_options
+    from ..solvers.lr_policy import build_policy, run_defaults
 
     p = cfg.lr_policy
     total = cfg.epochs * iters_per_epoch
-    kw = dict(p.kwargs)
-    name = p.name.lower()
-    if name in ("cosine", "poly"):
-        kw.setdefault("max_iter", total)
-    if name == "multistep" and "milestones" not in kw:
-        kw["milestones"] = sorted({max(1, int(round(f * total))) for f in p.milestones})
-    if name == "step" and "step_size" not in kw and "stepsize" not in kw:
-        kw["step_size"] = max(1, total // 3)
     warm = int(round(p.warmup_epochs * iters_per_epoch))
     try:
+        kw = policy_options(p.kwargs, f"lr_policy {p.name}")
+        kw = {**run_defaults(p.name, total, p.milestones), **kw}
         if warm > 0:
-            return build_policy("warmup", cfg.solver.lr, policy=name, warmup_iters=warm,
+            return build_policy("warmup", cfg.solver.lr, policy=p.name, warmup_iters=warm,
                                 start_factor=p.warmup_start, **kw)
-        return build_policy(name, cfg.solver.lr, **kw)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"config section 'lr_policy': {e}") from None
+        return build_policy(p.name, cfg.solver.lr, **kw)
+    except (TypeError, ValueError, KeyError) as e:
+        raise ConfigError(f"config section 'lr_policy': {e.args[0] if isinstance(e, KeyError) else e}") from None
 
 
 def build_trainer(cfg: Config, run_dir: str | Path, *, progress: bool | None = None,
-                  print_fn: Callable[[str], None] = print, on_iteration: Callable | None = None,
+                  print_fn: Callable[[str], None] = print, callbacks: Sequence[Any] = (),
                   checkpoint_ext: str = ".safetensors", comm: Any = None) -> Any:
     """Everything the config describes, wired into a Trainer (nothing is trained yet).
+
+    The solver owns the learning-rate schedule (``lr_policy`` over the run's iterations); the run's
+    callbacks are the NaN check, the progress bar (``progress``), the epoch lines (``print_fn``),
+    ``log.csv``/``log.jsonl``, a checkpoint every ``checkpoint_every`` epochs, the curves PNG and,
+    when ``early_stopping.patience`` is set, early stopping; ``callbacks`` are added after them.
 
     ``comm`` (a :class:`layerwise.distributed.Communicator` with more than one rank): data-parallel;
     ``batch_size`` is per rank, so a step uses ``batch_size * comm.size`` samples and an epoch has
@@ -208,6 +213,7 @@ def build_trainer(cfg: Config, run_dir: str | Path, *, progress: bool | None = N
     from ..data import DataLoader
     from ..losses import SoftmaxCrossEntropyLoss
     from ..solvers import build_solver
+    from .callbacks import Checkpoint, CSVLogger, EarlyStopping, PlotCurves, default_callbacks
     from .trainer import Trainer
 
     train, val = load_data(cfg)
@@ -222,8 +228,8 @@ def build_trainer(cfg: Config, run_dir: str | Path, *, progress: bool | None = N
     train_loader = DataLoader(train, batch_size=cfg.batch_size, shuffle=True,
                               drop_last=len(train) > cfg.batch_size * world, seed=cfg.seed, transform=train_t,
                               prefetch=prefetch, rank=rank, world_size=world)
-    val_loader = DataLoader(val, batch_size=cfg.eval_batch_size, shuffle=False, drop_last=False, prefetch=prefetch,
-                            rank=rank, world_size=world)
+    val_loader = DataLoader(val, batch_size=cfg.eval_batch_size, shuffle=False, drop_last=False, transform=eval_t,
+                            prefetch=prefetch, rank=rank, world_size=world)
     if len(train_loader) == 0:
         raise ConfigError(f"the training set {train.name!r} has {len(train)} samples: no batch of {cfg.batch_size}")
     net = build_model(cfg.model.name, cfg.model.kwargs, num_classes, cfg.seed)
@@ -236,23 +242,27 @@ def build_trainer(cfg: Config, run_dir: str | Path, *, progress: bool | None = N
             convert_sync_batchnorm(net, comm)
         except ValueError as e:
             raise ConfigError(f"config key 'sync_batchnorm': {e}") from None
-    try:
-        solver = build_solver(cfg.solver.name, net.named_params(), **_solver_kwargs(cfg))
+    policy = build_policy_from_config(cfg, len(train_loader))
+    try:  # the schedule is the solver's: it evaluates it at its own iteration count
+        solver = build_solver(cfg.solver.name, net.named_params(), **{**_solver_kwargs(cfg), "lr": policy})
     except (TypeError, ValueError) as e:
         raise ConfigError(f"config section 'solver': {e}") from None
-    policy = build_policy_from_config(cfg, len(train_loader))
     meta = {
         "config": cfg.to_dict(),
         "model": {"name": cfg.model.name, "kwargs": dict(cfg.model.kwargs), "num_classes": num_classes},
         "data": {"name": cfg.data.name, "classes": list(train.classes), "sample_shape": list(train.sample_shape)},
         "normalize": {"mean": mean, "std": std} if mean is not None else None,
-        "title": f"{cfg.model.name} on {cfg.data.name}",
+        "num_classes": num_classes,
     }
-    return Trainer(net, SoftmaxCrossEntropyLoss(), solver, train_loader, val_loader=val_loader, policy=policy,
-                   epochs=cfg.epochs, run_dir=run_dir, eval_transform=eval_t,
-                   seed=cfg.seed, checkpoint_every=cfg.checkpoint_every, num_classes=num_classes,
-                   input_shape=train.sample_shape, meta=meta, progress=progress, dtype=dtype, print_fn=print_fn,
-                   on_iteration=on_iteration, checkpoint_ext=checkpoint_ext, comm=comm)
+    run_dir = Path(run_dir)
+    cbs = [*default_callbacks(progress, print_fn), CSVLogger(run_dir),
+           Checkpoint(run_dir, every=cfg.checkpoint_every, ext=checkpoint_ext, meta=meta),
+           PlotCurves(run_dir, every=cfg.checkpoint_every, title=f"{cfg.model.name} on {cfg.data.name}")]
+    es = cfg.early_stopping
+    if es.patience:
+        cbs.append(EarlyStopping(es.monitor, patience=es.patience, min_delta=es.min_delta))
+    return Trainer(net, SoftmaxCrossEntropyLoss(), solver, train_loader, val_loader=val_loader, epochs=cfg.epochs,
+                   callbacks=[*cbs, *callbacks], seed=cfg.seed, comm=comm)
 
 
 def model_from_checkpoint(path: str | Path) -> tuple[Any, dict]:

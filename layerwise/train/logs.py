@@ -22,6 +22,15 @@ COLUMN_ORDER = ("epoch", "iteration", "train_loss", "train_acc", "val_loss", "va
                 "lr", "train_time", "img_per_s")
 
 
+def order_rows(rows: Iterable[dict], columns: Iterable[str] | None = None) -> list[dict]:
+    """Copies of ``rows`` with their keys in the order ``columns`` gives (else :data:`COLUMN_ORDER`; other
+    keys after them): rows restored from a checkpoint, whose JSON is stored with sorted keys, get back
+    the order in which the Trainer wrote them."""
+    order = list(columns) if columns else list(COLUMN_ORDER)
+    rank = {k: i for i, k in enumerate(order)}
+    return [{k: r[k] for k in sorted(r, key=lambda k: rank.get(k, len(rank)))} for r in rows]
+
+
 class EpochLog:
     """One row per epoch, in ``log.csv`` and ``log.jsonl`` of the run directory.
 
@@ -36,10 +45,7 @@ class EpochLog:
 
     def __init__(self, run_dir: str | Path, rows: Iterable[dict] = (), columns: Iterable[str] | None = None) -> None:
         self.run_dir = Path(run_dir)
-        order = list(columns) if columns else list(COLUMN_ORDER)
-        rank = {k: i for i, k in enumerate(order)}
-        self.rows: list[dict] = [{k: r[k] for k in sorted(r, key=lambda k: rank.get(k, len(rank)))}
-                                 for r in rows]
+        self.rows: list[dict] = order_rows(rows, columns)
 
     def columns(self) -> list[str]:
         """The column names in file order (first appearance over the rows)."""
@@ -195,4 +201,5 @@ def progress_enabled(stream=None) -> bool:
         return False
 
 
-__all__ = ["EpochLog", "atomic_write_text", "COLUMN_ORDER", "read_log", "plot_curves", "progress_enabled", "LOG_CSV", "LOG_JSONL", "CURVES_PNG"]
+__all__ = ["EpochLog", "order_rows", "atomic_write_text", "COLUMN_ORDER", "read_log", "plot_curves",
+           "progress_enabled", "LOG_CSV", "LOG_JSONL", "CURVES_PNG"]

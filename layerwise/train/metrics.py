@@ -42,7 +42,8 @@ def confusion_matrix(pred: Array, labels: Array, num_classes: int) -> np.ndarray
     if bad.any():
         raise ValueError(f"confusion_matrix: labels/predictions must lie in [0, {num_classes}); "
                          f"got {int(min(labels.min(), pred.min()))}..{int(max(labels.max(), pred.max()))}")
-    return np.bincount(labels * num_classes + pred, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    counts = np.bincount(labels * num_classes + pred, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes)
 
 
 def format_confusion(m: np.ndarray, class_names: list[str] | None = None) -> str:

@@ -32,8 +32,8 @@ def layer_rng_states(net: Layer) -> dict[str, Any]:
         getter = getattr(m, "rng_state", None)
         if callable(getter):
             out[path] = jsonable(getter())
-        elif getattr(m, "_rng", None) is not None:
-            out[path] = generator_state(m._rng)
+        elif (rng := getattr(m, "_rng", None)) is not None:
+            out[path] = generator_state(rng)
     return out
 
 
@@ -53,5 +53,5 @@ def set_layer_rng_states(net: Layer, states: dict[str, Any]) -> None:
             set_generator_state(m._rng, st)
 
 
-__all__ = ["named_modules", "layer_rng_states", "set_layer_rng_states", "generator_state", "set_generator_state", "jsonable",
-           "from_jsonable"]
+__all__ = ["named_modules", "layer_rng_states", "set_layer_rng_states", "generator_state", "set_generator_state",
+           "jsonable", "from_jsonable"]

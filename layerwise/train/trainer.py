@@ -1,25 +1,30 @@
-"""The Trainer: epochs of forward / loss / backward / step, evaluation, logs, checkpoints.
+"""The Trainer: epochs of forward / loss / backward / step, and evaluation; the rest are callbacks.
 
-One training step, written out (DESIGN.md)::
+One training step, written out (docs/design.md)::
 
-    x = augment(x, aug_rng)                 # pad-and-crop, flip, normalise
+    x, y = next(train_loader)                # the loader crops, flips and normalises
     logits = net.forward(x)                  # (N, K)
     loss = criterion.forward(logits, y)      # 0-d
     net.backward(criterion.backward())       # grads ADDED into every Param.grad
-    solver.step(); net.zero_grad()           # lr = policy(iteration), a pure function
+    solver.step(); net.zero_grad()           # lr = the solver's schedule at its iteration
+
+The learning rate flows one way: the solver owns its schedule (Caffe's ``lr_policy``) and counts
+the iterations; the Trainer reads both (``trainer.iteration`` is ``solver.iteration``) and never
+sets them. Printing, the progress bar, logs, checkpoints, curves, the NaN check and early
+stopping are callbacks (:mod:`layerwise.train.callbacks`).
 
 Exact resume: a checkpoint holds everything the next step depends on: weights and buffers,
-the solver's slots, the iteration (the schedule's whole position), the loader's state (its
-generator and this epoch's order and position), the augmentation generator and every layer's
-generator (Dropout masks). Restoring them all makes the losses after a resume equal those
-of an uninterrupted run bit for bit (on the same machine and thread count).
+the solver's slots and iteration (the schedule's whole position), the loader's state (its
+generator and this epoch's order and position; it draws the augmentation from it), every
+layer's generator (Dropout masks) and the callbacks' state. Restoring them all makes the losses
+after a resume equal those of an uninterrupted run bit for bit (same machine and thread count).
 
 Data parallel (``comm`` with more than one rank, docs/distributed.md): every rank runs this same
 loop on its shard of each global batch (the loader's ``rank``/``world_size``); the ranks start
 from rank 0's weights, average their gradients (weighted by their sample counts) before each
-``solver.step()``, and agree on the batch's loss/accuracy and on Ctrl-C with one small allreduce
-per step. Only rank 0 prints, writes logs, curves and checkpoints; a checkpoint also holds every
-rank's generators, so a resume with the same number of ranks continues exactly.
+``solver.step()``, and agree on the batch's loss/accuracy, on NaN and on Ctrl-C with one small
+allreduce per step. Callbacks that print or write files run on rank 0 only; a checkpoint also
+holds every rank's generators, so a resume with the same number of ranks continues exactly.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +41,12 @@ import numpy as np
 from ..backend import get_array_module, to_numpy
 from ..core import Layer, Net, NetHook
 from ..distributed.comm import Communicator
-from .logs import CURVES_PNG, EpochLog, plot_curves, progress_enabled
+from .callbacks import Callback, CallbackList, StopOnNonFinite, default_callbacks
+from .logs import order_rows
 from .metrics import Average, confusion_matrix, topk_correct
-from .state import generator_state, layer_rng_states, set_generator_state, set_layer_rng_states
+from .state import layer_rng_states, set_layer_rng_states
 
-CHECKPOINT_FORMAT = "layerwise-train-checkpoint/1"
+CHECKPOINT_FORMAT = "layerwise-train-checkpoint/2"
 
 
 class NonFiniteError(FloatingPointError):
@@ -52,105 +58,106 @@ class Trainer:
     """Trains a classifier Net with a loss layer and a solver.
 
     Args:
-        net: the model; maps a batch (N, C, H, W) to logits (N, K).
+        net: the model; maps a batch (N, ...) to logits (N, K). If it is not built yet, it is set
+            up from ``train_loader.dataset.sample_shape`` in float32.
         criterion: a loss layer, ``forward(logits, labels) -> 0-d``, ``backward() -> dlogits``.
-        solver: updates ``net``'s params: ``step()``, ``lr``, ``state_dict()/load_state_dict()``.
-        train_loader: yields ``(x, y)`` batches; ``len()``, ``state_dict()/load_state_dict()``.
+        solver: updates ``net``'s params and owns the learning-rate schedule and the iteration
+            count: ``step()``, ``iteration``, ``lr_at(it)``, ``state_dict()/load_state_dict()``.
+        train_loader: yields ``(x, y)`` batches (it applies the augmentation); ``len()``,
+            ``state_dict()/load_state_dict()``.
         val_loader: evaluated after every epoch (None: no evaluation).
-        policy: ``iteration -> lr`` (None: keep ``solver.lr``).
         epochs: number of passes over ``train_loader``.
-        run_dir: where checkpoints, ``log.csv``/``log.jsonl`` and ``curves.png`` go.
-        train_transform: ``t(x, rng) -> x`` applied to every training batch with the trainer's
-            own augmentation generator (seeded from ``seed``).
-        eval_transform: ``t(x, rng) -> x`` for evaluation batches (normalisation only).
-        seed: seeds the augmentation generator.
-        checkpoint_every: save every N epochs (0: only at the end); always at the end.
-        num_classes: K, used for top-5 (reported when K > 5) and confusion matrices.
-        input_shape: (C, H, W), to set the net up before loading a checkpoint.
-        meta: extra JSON-able data stored in every checkpoint (the config, normalisation, ...).
-        progress: show a tqdm bar (None: only on a terminal and not under CI).
-        checkpoint_ext: ".safetensors" (default) or ".npz".
-        dtype: the float dtype batches are cast to (the params' dtype).
-        print_fn: where epoch summaries go (default: print).
-        on_iteration: optional callback ``f(trainer)`` after every step (tests, custom logging).
+        callbacks: what the run does besides training (``layerwise.train.callbacks``); None: the
+            defaults (``default_callbacks()``: the NaN check, a progress bar on a terminal, the epoch
+            lines; no files). A ``StopOnNonFinite`` is added when the list holds none.
+        seed: seeds the per-rank Dropout generators of a data-parallel run.
         comm: a :class:`layerwise.distributed.Communicator` (None: one process). With more than
             one rank the training is data-parallel: give each rank's loaders ``rank`` and
-            ``world_size``; only rank 0 prints and writes files.
+            ``world_size``.
+
+    Attributes:
+        epoch: completed epochs; ``batch_in_epoch``: steps done in the current one.
+        iteration: completed solver steps (``solver.iteration``).
+        history: the epoch rows so far (what ``fit`` returns); ``losses``: every step's loss.
+        stop_training: set by a callback to end the run after the current epoch (early stopping).
+        interrupted: Ctrl-C ended the run; ``exception``: the error that ended it, if any.
+        last_checkpoint: the path of the last checkpoint written.
 
     Example:
         >>> trainer = Trainer(net, SoftmaxCrossEntropyLoss(), solver, loader, epochs=2,
-        ...                   run_dir="runs/demo")                      # doctest: +SKIP
-        >>> history = trainer.fit()                                     # doctest: +SKIP
+        ...                   callbacks=[Checkpoint("runs/demo"), CSVLogger("runs/demo")])  # doctest: +SKIP
+        >>> history = trainer.fit()                                                       # doctest: +SKIP
     """
 
-    def __init__(self, net: Layer, criterion: Layer, solver: Any, train_loader: Any, *,
-                 val_loader: Any = None, policy: Callable[[int], float] | None = None, epochs: int = 1,
-                 run_dir: str | Path = "runs/run", train_transform: Callable | None = None,
-                 eval_transform: Callable | None = None, seed: int = 0, checkpoint_every: int = 1,
-                 num_classes: int | None = None, input_shape: tuple[int, ...] | None = None,
-                 meta: dict | None = None, progress: bool | None = None, checkpoint_ext: str = ".safetensors",
-                 dtype: Any = np.float32, print_fn: Callable[[str], None] | None = None,
-                 on_iteration: Callable[[Trainer], None] | None = None, comm: Any = None) -> None:
-        if epochs < 1:
-            raise ValueError(f"Trainer: epochs must be >= 1, got {epochs}")
-        if checkpoint_ext not in (".safetensors", ".npz"):
-            raise ValueError(f"Trainer: checkpoint_ext must be '.safetensors' or '.npz', got {checkpoint_ext!r}")
+    def __init__(self, net: Layer, criterion: Layer, solver: Any, train_loader: Any, *, val_loader: Any = None,
+                 epochs: int = 1, callbacks: Iterable[Callback] | None = None, seed: int = 0,
+                 comm: Any = None) -> None:
+        if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
+            raise ValueError(f"Trainer: epochs must be an integer >= 1, got {epochs!r}")
         self.net, self.criterion, self.solver = net, criterion, solver
-        if isinstance(net, Net):   # the images need no gradient: the first layer computes no dx (propagate_down)
+        if isinstance(net, Net):  # the images need no gradient: the first layer computes no dx (propagate_down)
             net.propagate_down = (False,) * len(net.input_names)
         self.train_loader, self.val_loader = train_loader, val_loader
-        self.policy = policy
-        if policy is not None:
-            solver.lr = policy  # the solver evaluates it at its own iteration
         self.epochs = int(epochs)
-        self.run_dir = Path(run_dir)
-        self.train_transform, self.eval_transform = train_transform, eval_transform
         self.seed = int(seed)
-        self.checkpoint_every = int(checkpoint_every)
-        self.num_classes = num_classes
-        self.input_shape = tuple(input_shape) if input_shape is not None else None
-        self.meta = dict(meta or {})
-        self.progress = progress_enabled() if progress is None else bool(progress)
-        self.checkpoint_ext = checkpoint_ext
-        self.dtype = np.dtype(dtype)
-        self.print = print_fn or _print_flush  # flushed: epoch lines show up at once in pipes and logs
-        self.on_iteration = on_iteration
         self.comm = comm if comm is not None else Communicator()
         self.is_root = self.comm.rank == 0
-        if not self.is_root:  # only rank 0 talks
-            self.print, self.progress = _quiet, False
+        cbs = list(default_callbacks() if callbacks is None else callbacks)
+        if not any(isinstance(cb, StopOnNonFinite) for cb in cbs):
+            cbs.append(StopOnNonFinite())
+        self.callbacks = CallbackList(cbs, is_root=self.is_root)
         self._dp: Any = None  # DataParallel, once the net is built (more than one rank)
         self._dp_synced = False
-        self._batch_count = 0  # samples of the last step, over all ranks
-        # Augmentation has its own stream so that changing the data order never changes the crops.
-        self.aug_rng = np.random.default_rng([self.seed, 0xA06])
-        self.epoch = 0  # completed epochs
-        self.iteration = 0  # completed solver steps
-        self.batch_in_epoch = 0  # steps done in the current (unfinished) epoch
+        self.epoch = 0
+        self.batch_in_epoch = 0
         self.losses: list[float] = []  # every training loss, in order (what resume must reproduce)
+        self.history: list[dict[str, Any]] = []
         self._loss_avg, self._acc_avg = Average(), Average()
-        self._epoch_time = 0.0  # seconds of training steps in the current epoch
-        self.log = EpochLog(self.run_dir)
+        self._epoch_time = self._time_before = 0.0  # seconds of training steps in the current epoch
+        self._epoch_images = 0
         self.last_checkpoint: Path | None = None
-        self._stop = False  # agreed by all ranks (set from _stop_local by the per-step allreduce)
+        self.last_eval_error: str | None = None
+        self.stop_training = False
+        self.exception: BaseException | None = None
+        self._stop = False  # Ctrl-C, agreed by all ranks (set from _stop_local by the per-step allreduce)
         self._stop_local = False  # Ctrl-C seen by this process
         self.interrupted = False
 
+    # -------------------------------------------------------------- counters
+    @property
+    def iteration(self) -> int:
+        """Completed solver steps: the solver counts them (its schedule's position); the Trainer reads it."""
+        return int(self.solver.iteration)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The float dtype batches are cast to: the params' (float32 for a net without params)."""
+        for p in self.net.params():
+            return np.dtype(p.data.dtype)
+        return np.dtype(np.float32)
+
+    def running(self) -> dict[str, float]:
+        """This epoch so far: mean loss and accuracy, images and seconds of training steps."""
+        return {"loss": self._loss_avg.value, "acc": self._acc_avg.value, "images": self._epoch_images,
+                "time": self._epoch_time}
+
+    def message(self, text: str) -> None:
+        """A line for humans (resumed, Ctrl-C, early stop): handed to the callbacks' ``on_message``."""
+        self.callbacks.on_message(self, text)
+
     # ------------------------------------------------------------------ steps
-    def lr_at(self, iteration: int) -> float:
-        return float(self.policy(iteration)) if self.policy is not None else float(self.solver.lr)
+    def _to_batch(self, x: Any) -> Any:
+        return x if x.dtype == self.dtype else x.astype(self.dtype)
 
-    def _to_batch(self, x: Any, transform: Callable | None, rng: np.random.Generator | None) -> Any:
-        if transform is not None:
-            x = transform(x, rng)
-        if x.dtype != self.dtype:
-            x = x.astype(self.dtype)
-        return x
+    def train_step(self, x: Any, y: Any) -> dict[str, Any]:
+        """One step on a batch; returns its logs: ``loss``, ``correct``, ``batch`` (samples over all ranks),
+        ``lr`` (of this update), ``finite`` and, when not finite, ``nonfinite`` (what) with ``x``, ``y``.
 
-    def train_step(self, x: Any, y: Any) -> tuple[float, int]:
-        """One step on an already transformed batch; returns (loss, number correct)."""
+        A step whose logits or loss are NaN/Inf (on any rank) is not applied: no backward, no update.
+        """
         self.net.train()
         self.criterion.train()
+        lr = self.solver.lr_at(self.iteration)
         logits = self.net.forward(x)
         xp = get_array_module(logits)
         bad, loss = None, math.nan
@@ -166,26 +173,27 @@ class Trainer:
             stats = np.array([loss * b if bad is None else 0.0, correct, b, float(self._stop_local),
                               float(bad is not None)], dtype=np.float64)
             self.comm.allreduce(stats)
-            if stats[4] > 0 and bad is None:
-                raise NonFiniteError(f"the training loss is not finite on another rank at iteration "
-                                     f"{self.iteration} (rank 0's message names the layer)")
             if stats[3] > 0:
                 self._stop = True
+            if stats[4] > 0 and bad is None:
+                bad = (f"the training loss is not finite on another rank at iteration {self.iteration} "
+                       "(rank 0's message names the layer)")
+            if bad is None:
+                loss, correct, b = float(stats[0] / stats[2]), int(stats[1]), int(stats[2])
+        logs: dict[str, Any] = {"loss": loss, "correct": correct, "batch": b, "lr": lr, "finite": bad is None}
         if bad is not None:
-            raise NonFiniteError(self.diagnose_nonfinite(x, bad))
+            logs.update(nonfinite=bad, x=x, y=y, loss=math.nan)
+            return logs
         self.net.backward(self.criterion.backward())
         if self._dp is not None:
-            self._dp.sync_gradients(weight=b)  # every rank now holds the gradient of the global batch
-            loss, correct, b = float(stats[0] / stats[2]), int(stats[1]), int(stats[2])
-        self._batch_count = b
-        self.solver.step()  # lr = policy(solver.iteration)
+            self._dp.sync_gradients(weight=int(y.shape[0]))  # every rank now holds the global batch's gradient
+        self.solver.step()
         self.net.zero_grad()
-        self.iteration += 1
-        return loss, correct
+        return logs
 
     def diagnose_nonfinite(self, x: Any, what: str) -> str:
         """Re-run the batch forward layer by layer and name where a NaN/Inf first appears."""
-        where = f"at iteration {self.iteration} (epoch {self.epoch + 1}, batch {self.batch_in_epoch + 1})"
+        where = f"at iteration {self.iteration} (epoch {self.epoch + 1}, batch {self.batch_in_epoch})"
         xp = get_array_module(x)
         if not bool(xp.isfinite(x).all()):
             return f"{what} {where}: the input batch itself holds NaN/Inf; check the data set"
@@ -199,203 +207,188 @@ class Trainer:
         if bad_params:
             shown = ", ".join(bad_params[:5]) + (f" and {len(bad_params) - 5} more" if len(bad_params) > 5 else "")
             msg += f"; non-finite parameters: {shown} (an earlier update diverged)"
-        msg += (f". The learning rate was {self.lr_at(max(self.iteration - 1, 0)):.4g}: lower solver.lr, "
+        msg += (f". The learning rate was {self.solver.lr_at(max(self.iteration - 1, 0)):.4g}: lower solver.lr, "
                 "add warm-up (lr_policy.warmup_epochs) or gradient clipping")
         return msg
+
+    def diverged(self, what: str, row: dict[str, Any]) -> NonFiniteError:
+        """The error that stops a run that diverged in the epoch of ``row``, naming the last good checkpoint."""
+        kept = (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint is not None
+                else "no checkpoint of this run was saved before it diverged")
+        return NonFiniteError(f"the run diverged in epoch {row['epoch']} (iteration {self.iteration}): {what}; "
+                              f"nothing was saved for this epoch and {kept}. Lower solver.lr (it was "
+                              f"{self.solver.lr_at(max(self.iteration - 1, 0)):.4g}), add warm-up "
+                              "(lr_policy.warmup_epochs) or gradient clipping")
 
     # --------------------------------------------------------------- evaluate
     def evaluate(self, loader: Any, collect: bool = False) -> dict[str, Any]:
         """Loss, top-1 and (for more than 5 classes) top-5 accuracy over ``loader`` (see ``evaluate``)."""
-        return evaluate(self.net, loader, self.criterion, transform=self.eval_transform,
-                        num_classes=self.num_classes, collect=collect, dtype=self.dtype, comm=self.comm)
+        k = None
+        if isinstance(self.net, Net) and self.net.built:  # every rank knows K, also one whose share is empty
+            out = self.net.blob_shapes[self.net.output_names[0]]
+            k = int(out[-1]) if len(out) == 2 else None
+        return evaluate(self.net, loader, self.criterion, num_classes=k, collect=collect, dtype=self.dtype,
+                        comm=self.comm)
 
     # -------------------------------------------------------------------- fit
     def fit(self, resume: str | Path | None = None) -> list[dict]:
-        """Train until ``epochs`` epochs are done; returns the epoch log rows.
+        """Train until ``epochs`` epochs are done (or a callback sets ``stop_training``); returns ``history``.
 
         Args:
             resume: a checkpoint path to continue from (``Trainer.load_checkpoint``).
 
-        Ctrl-C (SIGINT) finishes the current step, saves a checkpoint, sets ``interrupted``
-        and returns; a second Ctrl-C aborts at once.
+        Ctrl-C (SIGINT) finishes the current step, sets ``interrupted`` and returns (the ``Checkpoint``
+        callback saves the state); a second Ctrl-C aborts at once.
         """
         self._ensure_built()
         if self._dp is not None and not self._dp_synced:
             self._dp.broadcast()  # every rank starts from rank 0's weights and buffers
-            self._dp.seed_layer_generators(self.seed)  # ... but draws its own Dropout masks and crops
-            self.aug_rng = np.random.default_rng([self.seed, 0xA06, self.comm.rank])
+            self._dp.seed_layer_generators(self.seed)  # ... but draws its own Dropout masks
             self._dp_synced = True
         if resume is not None:
             self.load_checkpoint(resume)
         self._stop, self._stop_local, self.interrupted = False, False, False
+        self.stop_training, self.exception = False, None
         old = self._install_sigint()
         try:
-            while self.epoch < self.epochs:
+            self.callbacks.on_train_begin(self)
+            while self.epoch < self.epochs and not self.stop_training:
+                self.callbacks.on_epoch_begin(self)
                 self._train_epoch()
                 if self._stop and self.batch_in_epoch < len(self.train_loader):
-                    break  # mid-epoch: the checkpoint below resumes at the next batch
+                    break  # mid-epoch: a checkpoint resumes at the next batch
                 self._end_epoch()
                 if self._stop:
                     break
-            if self._stop:
-                self.interrupted = True
-                path = self.save_checkpoint()
-                self.print(f"Interrupted at epoch {self.epoch + 1}, iteration {self.iteration}: saved {path}\n"
-                           f"Resume with: layerwise train --resume {path}")
+            self.interrupted = self._stop
+        except BaseException as e:
+            self.exception = e
+            raise
         finally:
             self._restore_sigint(old)
-        return self.log.rows
+            self.callbacks.on_train_end(self)
+        return self.history
 
     def _train_epoch(self) -> None:
         n_batches = len(self.train_loader)
-        bar = None
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=n_batches, initial=self.batch_in_epoch, desc=f"epoch {self.epoch + 1}/{self.epochs}",
-                       leave=False, dynamic_ncols=True, unit="batch")
-        images = 0
         t0 = time.perf_counter()
         try:
             for xb, yb in self.train_loader:
-                x = self._to_batch(xb, self.train_transform, self.aug_rng)
-                loss, correct = self.train_step(x, yb)
-                b = self._batch_count  # over all ranks
-                images += b
+                logs = self.train_step(self._to_batch(xb), yb)
                 self.batch_in_epoch += 1
-                self.losses.append(loss)
-                self._loss_avg.update(loss, b)
-                self._acc_avg.update(correct / b, b)
-                if bar is not None:
-                    dt = time.perf_counter() - t0
-                    bar.set_postfix_str(f"loss {self._loss_avg.value:.4f} acc {100 * self._acc_avg.value:.2f}% "
-                                        f"lr {self.solver.lr:.3g} {images / max(dt, 1e-9):.0f} img/s", refresh=False)
-                    bar.update(1)
-                if self.on_iteration is not None:
-                    self.on_iteration(self)
+                self.losses.append(logs["loss"])
+                if logs["finite"]:
+                    b = logs["batch"]  # over all ranks
+                    self._epoch_images += b
+                    self._loss_avg.update(logs["loss"], b)
+                    self._acc_avg.update(logs["correct"] / b, b)
+                self._epoch_time = self._time_before + time.perf_counter() - t0
+                self.callbacks.on_step_end(self, logs)
                 if self._stop and self.batch_in_epoch < n_batches:
                     break  # after the last batch the loop ends by itself, so the loader closes its epoch
         finally:
-            self._epoch_time += time.perf_counter() - t0
-            if bar is not None:
-                bar.close()
+            self._time_before = self._epoch_time = self._time_before + time.perf_counter() - t0
 
     def _end_epoch(self) -> None:
         row: dict[str, Any] = {"epoch": self.epoch + 1, "iteration": self.iteration,
                                "train_loss": self._loss_avg.value, "train_acc": self._acc_avg.value}
         if self._dp is not None:
             self._dp.broadcast_buffers()  # evaluate (and save) rank 0's BatchNorm running statistics
-        if not math.isfinite(row["train_loss"]):
-            raise self._diverged(f"the epoch's mean training loss is {row['train_loss']}")
+        self.last_eval_error = None
         if self.val_loader is not None:
             t0 = time.perf_counter()
             try:
                 res = self.evaluate(self.val_loader)
-            except NonFiniteError as e:  # checked before the checkpoint below: the last good one stays
-                raise self._diverged(str(e)) from None
+            except NonFiniteError as e:  # the StopOnNonFinite callback stops the run before anything is saved
+                self.last_eval_error = str(e)
+                res = {"loss": math.nan, "top1": math.nan}
             row.update({"val_loss": res["loss"], "val_top1": res["top1"]})
             if "top5" in res:
                 row["val_top5"] = res["top5"]
             row["eval_time"] = round(time.perf_counter() - t0, 3)
-        row["lr"] = self.lr_at(max(self.iteration - 1, 0))
+        row["lr"] = self.solver.lr_at(max(self.iteration - 1, 0))
         row["train_time"] = round(self._epoch_time, 3)
         row["img_per_s"] = round(self._loss_avg.count / max(self._epoch_time, 1e-9), 1)
         self.epoch += 1
         self.batch_in_epoch = 0
-        self._loss_avg, self._acc_avg, self._epoch_time = Average(), Average(), 0.0
-        if self.is_root:
-            self.log.append(row)
-        else:
-            self.log.rows.append(dict(row))
-        self.print(_summary_line(row, self.epochs))
-        last = self.epoch == self.epochs
-        if last or (self.checkpoint_every and self.epoch % self.checkpoint_every == 0):
-            self.save_checkpoint()
-            if self.is_root:
-                self.plot()
-
-    def _diverged(self, what: str) -> NonFiniteError:
-        """The error that stops a diverged run at the end of an epoch, naming the last good checkpoint."""
-        kept = (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint is not None
-                else "no checkpoint of this run was saved before it diverged")
-        return NonFiniteError(f"the run diverged in epoch {self.epoch + 1} (iteration {self.iteration}): {what}; "
-                              f"nothing was saved for this epoch and {kept}. Lower solver.lr (it was "
-                              f"{self.lr_at(max(self.iteration - 1, 0)):.4g}), add warm-up (lr_policy.warmup_epochs) "
-                              "or gradient clipping")
-
-    def plot(self) -> Path | None:
-        """Redraw ``curves.png`` from the log (returns its path)."""
-        if not self.log.rows:
-            return None
-        return plot_curves(self.log.rows, self.run_dir / CURVES_PNG, title=str(self.meta.get("title", self.run_dir.name)))
+        self._loss_avg, self._acc_avg, self._epoch_images = Average(), Average(), 0
+        self._epoch_time = self._time_before = 0.0
+        self.history.append(row)
+        self.callbacks.on_epoch_end(self, row)
 
     # ------------------------------------------------------------ checkpoints
+    @property
+    def input_shape(self) -> tuple[int, ...] | None:
+        """One sample's shape: the training set's ``sample_shape``, else the built net's input."""
+        ds = getattr(self.train_loader, "dataset", None)
+        shape = getattr(ds, "sample_shape", None)
+        if shape is not None:
+            return tuple(int(d) for d in shape)
+        if isinstance(self.net, Net) and self.net.built and self.net.input_names:
+            return tuple(self.net.blob_shapes[self.net.input_names[0]][1:])
+        return None
+
     def _ensure_built(self) -> None:
         if not self.net.built:
             if self.input_shape is None:
-                raise ValueError("Trainer: the net is not set up yet and input_shape is unknown; pass "
-                                 "input_shape=(C, H, W) or run one forward pass first")
-            self.net.setup((1, *self.input_shape), dtype=self.dtype)
+                raise ValueError("Trainer: the net is not set up yet and the training set has no sample_shape; "
+                                 "call net.setup((1, *sample_shape)) or run one forward pass first")
+            self.net.setup((1, *self.input_shape), dtype=np.float32)
         if self.comm.distributed and self._dp is None:
             from ..distributed import DataParallel
 
             self._dp = DataParallel(self.net, self.comm)
 
-    def checkpoint_state(self) -> tuple[dict[str, np.ndarray], dict]:
-        """(tensors, meta) of everything a bit-exact resume needs (collective with several ranks:
-        rank 0 gathers every rank's generators; the rest is rank 0's)."""
+    def checkpoint_state(self, meta: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict]:
+        """(tensors, meta) of everything a bit-exact resume needs, ``meta`` merged in (collective with
+        several ranks: rank 0 gathers every rank's generators; the rest is rank 0's)."""
         tensors: dict[str, np.ndarray] = {}
         for k, v in self.net.state_dict().items():
             tensors[f"model/{k}"] = _contiguous(v)
-        meta: dict[str, Any] = dict(self.meta)
-        meta.update({
+        out: dict[str, Any] = dict(meta or {})
+        shape = self.input_shape
+        out.update({
             "format": CHECKPOINT_FORMAT,
             "epoch": self.epoch,
             "iteration": self.iteration,
             "batch_in_epoch": self.batch_in_epoch,
             "epochs": self.epochs,
             "complete": self.epoch >= self.epochs,
-            "num_classes": self.num_classes,
-            "input_shape": list(self.input_shape) if self.input_shape else None,
+            "input_shape": list(shape) if shape else None,
             "dtype": str(self.dtype),
-            "lr": self.lr_at(self.iteration),
+            "lr": self.solver.lr_at(self.iteration),
             "solver": _pack(self.solver.state_dict(), "solver", tensors),
             "loader": _pack(self.train_loader.state_dict(), "loader", tensors),
-            "rng": {"augment": generator_state(self.aug_rng), "layers": layer_rng_states(self.net)},
+            "rng": {"layers": layer_rng_states(self.net)},
+            "callbacks": self.callbacks.state_dict(),
             "world_size": self.comm.size,
             "running": {"loss": self._loss_avg.state(), "acc": self._acc_avg.state(),
-                        "epoch_time": self._epoch_time},
-            "history": self.log.rows,
-            "log_columns": self.log.columns(),
+                        "epoch_time": self._epoch_time, "epoch_images": self._epoch_images},
+            "history": self.history,
+            "history_columns": _columns(self.history),
         })
         if self.comm.distributed:
-            meta["rng"]["ranks"] = self.comm.gather_object(
-                {"augment": meta["rng"]["augment"], "layers": meta["rng"]["layers"]})
+            out["rng"]["ranks"] = self.comm.gather_object({"layers": out["rng"]["layers"]})
         tensors["train/losses"] = np.asarray(self.losses, dtype=np.float64)
-        return tensors, meta
+        return tensors, out
 
-    def checkpoint_path(self) -> Path:
-        tag = f"epoch{self.epoch:04d}" if self.batch_in_epoch == 0 else \
-            f"epoch{self.epoch:04d}-iter{self.iteration:07d}"
-        return self.run_dir / f"checkpoint-{tag}{self.checkpoint_ext}"
-
-    def save_checkpoint(self, path: str | Path | None = None) -> Path:
+    def save_checkpoint(self, path: str | Path, meta: dict[str, Any] | None = None) -> Path:
         """Write a checkpoint atomically (temporary file + rename); returns its path.
 
         With several ranks every rank must call it; rank 0 writes.
         """
         from ..io import save_checkpoint
 
-        path = Path(path) if path is not None else self.checkpoint_path()
-        tensors, meta = self.checkpoint_state()
+        path = Path(path)
+        tensors, full = self.checkpoint_state(meta)
         if self.is_root:
             path.parent.mkdir(parents=True, exist_ok=True)
-            save_checkpoint(path, tensors, meta)
+            save_checkpoint(path, tensors, full)
         self.last_checkpoint = path
         return path
 
     def load_checkpoint(self, path: str | Path) -> dict:
-        """Restore weights, solver, counters, loader and every generator from a checkpoint.
+        """Restore weights, solver, counters, loader, every generator and the callbacks' state.
 
         With several ranks every rank must call it: rank 0 reads the file and hands its contents
         to the others (the file need only exist where rank 0 runs).
@@ -415,39 +408,41 @@ class Trainer:
             raise ValueError(f"{path}: the checkpoint does not fit this model ({e}); resume with the config "
                              "the run was started with") from None
         self.solver.load_state_dict(unpack_state(meta["solver"], tensors))
+        if self.iteration != int(meta["iteration"]):
+            raise ValueError(f"{path}: the solver's iteration ({self.iteration}) does not match the checkpoint's "
+                             f"({meta['iteration']}); the file was edited or written by another version")
         self.train_loader.load_state_dict(unpack_state(meta["loader"], tensors))
         rng = meta["rng"]
         ranks = rng.get("ranks")
         if ranks and len(ranks) == self.comm.size:  # this rank's own generators
             rng = ranks[self.comm.rank]
-        set_generator_state(self.aug_rng, rng["augment"])
         set_layer_rng_states(self.net, rng["layers"])
-        self.epoch, self.iteration = int(meta["epoch"]), int(meta["iteration"])
+        self.callbacks.load_state_dict(meta.get("callbacks", {}))
+        self.epoch = int(meta["epoch"])
         self.batch_in_epoch = int(meta["batch_in_epoch"])
         run = meta.get("running", {})
         self._loss_avg = Average(*run.get("loss", (0.0, 0.0)))
         self._acc_avg = Average(*run.get("acc", (0.0, 0.0)))
-        self._epoch_time = float(run.get("epoch_time", 0.0))
+        self._epoch_time = self._time_before = float(run.get("epoch_time", 0.0))
+        self._epoch_images = int(run.get("epoch_images", 0))
         self.losses = [float(v) for v in tensors.get("train/losses", np.zeros(0))]
-        self.log = EpochLog(self.run_dir, meta.get("history", []), columns=meta.get("log_columns"))
-        if self.is_root:
-            self.log.write()  # drop rows written after this checkpoint by an earlier attempt
+        self.history = order_rows(meta.get("history", []), meta.get("history_columns"))
         if self.epoch > self.epochs:
             raise ValueError(f"{path}: the checkpoint is at epoch {self.epoch}, past epochs={self.epochs}; "
                              "raise epochs to train further")
-        self.print(f"Resumed from {path} at epoch {self.epoch + (1 if self.batch_in_epoch else 0)}"
-                   f"{f', batch {self.batch_in_epoch}' if self.batch_in_epoch else ''} (iteration {self.iteration})")
+        self.message(f"Resumed from {path} at epoch {self.epoch + (1 if self.batch_in_epoch else 0)}"
+                     f"{f', batch {self.batch_in_epoch}' if self.batch_in_epoch else ''} (iteration {self.iteration})")
         return meta
 
     # ----------------------------------------------------------------- SIGINT
     def request_stop(self, *_: Any) -> None:
-        """Ask the loop to stop after the current step, save a checkpoint and return (the SIGINT handler)."""
+        """Ask the loop to stop after the current step and return (the SIGINT handler)."""
         if self._stop_local:  # second Ctrl-C: give up at once
             raise KeyboardInterrupt
         self._stop_local = True
         if not self.comm.distributed:  # several ranks agree on it at the next step's allreduce
             self._stop = True
-        self.print("\nCtrl-C: finishing this step and saving a checkpoint (press Ctrl-C again to abort)")
+        self.message("\nCtrl-C: finishing this step and saving a checkpoint (press Ctrl-C again to abort)")
 
     def _install_sigint(self) -> Any:
         if threading.current_thread() is not threading.main_thread():
@@ -459,12 +454,11 @@ class Trainer:
             signal.signal(signal.SIGINT, old)
 
 
-def _print_flush(text: str) -> None:
-    print(text, flush=True)
-
-
-def _quiet(text: str) -> None:
-    pass
+def _columns(rows: list[dict]) -> list[str]:
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    return keys
 
 
 def _contiguous(v: Any) -> np.ndarray:
@@ -514,7 +508,7 @@ def evaluate(net: Layer, loader: Any, criterion: Layer | None = None, *, transfo
     dtype = np.dtype(dtype)
     loss, top1, top5, n, bad = 0.0, 0, 0, 0, 0
     preds, labels = [], []
-    k = num_classes
+    k = num_classes  # None: the logits' width
     try:
         for xb, yb in loader:
             b = int(yb.shape[0])
@@ -523,6 +517,8 @@ def evaluate(net: Layer, loader: Any, criterion: Layer | None = None, *, transfo
             x = transform(xb, None) if transform is not None else xb
             x = x if x.dtype == dtype else x.astype(dtype)
             logits = net.forward(x)
+            if k is None:
+                k = int(logits.shape[-1])
             if not bool(get_array_module(logits).isfinite(logits).all()):  # (N, K): cheap
                 bad += b
                 n += b
@@ -594,16 +590,6 @@ def _first_nonfinite_layer(net: Layer, xs: tuple) -> str | None:
         for m, fuse in flags:
             m.fuse = fuse
     return hook.where
-
-
-def _summary_line(row: dict, epochs: int) -> str:
-    s = f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} acc {100 * row['train_acc']:6.2f}%"
-    if "val_loss" in row:
-        s += f"  val loss {row['val_loss']:.4f} top-1 {100 * row['val_top1']:6.2f}%"
-        if "val_top5" in row:
-            s += f" top-5 {100 * row['val_top5']:6.2f}%"
-    s += f"  lr {row['lr']:.4g}  {row['train_time']:.1f}s {row['img_per_s']:.0f} img/s"
-    return s
 
 
 __all__ = ["Trainer", "NonFiniteError", "evaluate", "CHECKPOINT_FORMAT"]

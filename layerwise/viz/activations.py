@@ -15,10 +15,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..core import Layer
+
 __all__ = ["ACTIVATIONS", "activation_curves", "plot_activations", "main"]
 
 
-def _table() -> dict[str, Callable[[], object]]:
+def _table() -> dict[str, Callable[[], Layer]]:
     from ..layers import activations as A
 
     return {
@@ -40,7 +42,7 @@ def activation_curves(lo: float = -4.0, hi: float = 4.0, n: int = 801) -> dict[s
     training mode (they have no random behaviour). The grid contains x = 0.
     """
     x = np.linspace(lo, hi, n)
-    out = {}
+    out: dict[str, tuple[np.ndarray, ...]] = {}
     for name, make in _table().items():
         layer = make()
         if "RReLU" in name:

@@ -54,7 +54,8 @@ def plot_gridworld(out: str = "gridworld.png", episodes: int = 3000, seed: int =
     fig = Figure(figsize=(13, 3.6))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 4)
-    _panel(axes[0], w, V_vi, pi_vi, f"value iteration ({n_vi} sweeps)\nmax |V - V_LP| = {np.abs(V_vi - V_lp).max():.1e}")
+    _panel(axes[0], w, V_vi, pi_vi, f"value iteration ({n_vi} sweeps)\nmax |V - V_LP| = "
+                                    f"{np.abs(V_vi - V_lp).max():.1e}")
     _panel(axes[1], w, V_pi, pi_pi, f"policy iteration ({n_pi} improvements)\nmax |V - V_LP| = "
                                     f"{np.abs(V_pi - V_lp).max():.1e}")
     agree = int((Q.argmax(1) == pi_vi.argmax(1))[~w.terminal].sum())

@@ -18,7 +18,7 @@ object API with the Agg canvas (no pyplot, no global backend switch).
 
 Critical points: the plot marks every critical point of the function in view with its kind
 from the Hessian's eigenvalues (minimum, maximum, saddle; ``layerwise.viz.critical``), and
-``tol`` stops a run when the gradient norm falls under it (the gradient-descent article's
+``tol`` stops a run when the gradient norm falls under it (gradient descent's usual
 stopping rule); the legend then says at which kind of point the run stopped, so a run that
 "converged" onto a saddle is told apart from one that reached a minimum.
 """
@@ -332,8 +332,9 @@ def plot_optimizer_paths(function: str = "saddle", out: str = "paths.png", steps
     ax.set_ylim(*fn.ylim)
     ax.set_xlabel("x")
     ax.set_ylabel("y")
-    ax.set_title(f"{fn.name}: {fn.formula}  ({n_steps} steps{', gradient noise %g' % noise if noise else ''}"
-                 f"{', stop when |g| < %g' % tol if tol is not None else ''})")
+    noise_note = f", gradient noise {noise:g}" if noise else ""
+    tol_note = f", stop when |g| < {tol:g}" if tol is not None else ""
+    ax.set_title(f"{fn.name}: {fn.formula}  ({n_steps} steps{noise_note}{tol_note})")
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8.5, frameon=False)
     fig.tight_layout()
     _atomic_savefig(fig, out, dpi)

@@ -37,11 +37,11 @@ def _blocks_and_targets(net: Layer) -> list[tuple[Any, Any]]:
     from ..models.dense_block import DenseBlock, Transition
 
     mods = list(net.modules())
-    found = []
+    found: list[tuple[Any, Any]] = []
     for i, m in enumerate(mods):
         if not isinstance(m, DenseBlock):
             continue
-        target = None
+        target: Layer | None = None
         for n in mods[i + 1:]:
             if isinstance(n, DenseBlock):
                 break
@@ -144,7 +144,7 @@ def plot_feature_reuse(net: Layer, out: str = "reuse.png", *, title: str | None 
     axes = [fig.add_subplot(1, len(mats), i + 1) for i in range(len(mats))]
     norm = Normalize(0.0, 1.0)
     im = None
-    for b, (ax, A, (block, target)) in enumerate(zip(axes, mats, pairs), start=1):
+    for b, (ax, A, (_, target)) in enumerate(zip(axes, mats, pairs), start=1):
         L = A.shape[0] - 1
         im = ax.imshow(np.ma.masked_invalid(A), cmap="jet", norm=norm, origin="upper",
                        interpolation="nearest", aspect="equal")

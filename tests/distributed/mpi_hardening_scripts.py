@@ -13,7 +13,7 @@ import layerwise as lw
 from layerwise.data import DataLoader
 from layerwise.data.dataset import ArrayDataset
 from layerwise.distributed import Communicator, init_distributed
-from layerwise.train.trainer import Trainer
+from layerwise.train import LambdaCallback, Trainer
 
 
 def dropout_masks(out: Path) -> None:
@@ -32,9 +32,8 @@ def dropout_masks(out: Path) -> None:
         d = net[1]
         masks.append(np.asarray(d.generator.bit_generator.state["state"]["state"], dtype=np.float64))
 
-    trainer = Trainer(net, lw.SoftmaxCrossEntropyLoss(), solver, loader, epochs=1, run_dir=out / "run",
-                      dtype=np.float64, progress=False, checkpoint_every=0, comm=comm, print_fn=lambda s: None,
-                      on_iteration=record)
+    trainer = Trainer(net, lw.SoftmaxCrossEntropyLoss(), solver, loader, epochs=1, comm=comm,
+                      callbacks=[LambdaCallback(on_step_end=lambda tr, logs: record(tr))])
     trainer.fit()
     net.train()
     y = net[1].forward(np.ones((64, 32)))

@@ -29,8 +29,7 @@ def train(out: Path, distributed: bool) -> None:
                         rank=comm.rank, world_size=comm.size)
     net = _mlp(seed=10 + comm.rank)  # ranks start different; the Trainer broadcasts rank 0's weights
     solver = lw.SGD(net.named_params(), lr=0.2, momentum=0.9, weight_decay=1e-3)
-    trainer = Trainer(net, lw.SoftmaxCrossEntropyLoss(), solver, loader, epochs=1, run_dir=out / "run",
-                      dtype=np.float64, progress=False, checkpoint_every=0, comm=comm, print_fn=lambda s: None)
+    trainer = Trainer(net, lw.SoftmaxCrossEntropyLoss(), solver, loader, epochs=1, comm=comm, callbacks=[])
     trainer.fit()
     np.savez(out / f"params-{comm.size}-rank{comm.rank}.npz", losses=np.asarray(trainer.losses),
              **{k: p.data for k, p in net.named_params().items()})

@@ -1,4 +1,4 @@
-"""Data-parallel correctness under ``mpiexec -n 2`` (issue 15, class 6): independent Dropout masks per rank,
+"""Data-parallel correctness under ``mpiexec -n 2``: independent Dropout masks per rank,
 per-rank thread defaults, and SyncBatchNorm equal to one process with the whole batch."""
 import json
 import os

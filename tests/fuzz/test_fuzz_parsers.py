@@ -1,4 +1,4 @@
-"""Property-based fuzzing of every parser and loader (issue 15, class 8): random mutations of valid
+"""Property-based fuzzing of every parser and loader: random mutations of valid
 files may only raise the documented error type, within Hypothesis' deadline (no hang), never another
 exception. Settings (example count, seed, long runs): tests/fuzz/conftest.py."""
 from __future__ import annotations

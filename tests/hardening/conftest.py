@@ -1,4 +1,4 @@
-"""Shared pieces of the bad-input and fault suite (issue 15): tiny data, tiny runs, and the check
+"""Shared pieces of the bad-input and fault suite: tiny data, tiny runs, and the check
 that a failure is reported as ONE line ``layerwise <command>: error: ...`` with the right status."""
 from __future__ import annotations
 

@@ -2,12 +2,15 @@
 API misuse (the dtype rule, misuse of layers and loaders): clear errors naming the layer or file."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 import layerwise as lw
 from layerwise.core import LayerError
 from layerwise.data import DataLoader
+from layerwise.train import read_log
 from layerwise.train.trainer import NonFiniteError, evaluate
 
 from ..train.helpers import tiny_dataset, tiny_trainer
@@ -27,7 +30,8 @@ def test_a_run_whose_validation_diverges_stops_and_keeps_its_last_good_checkpoin
     assert "diverged in epoch 2" in msg and "checkpoint-epoch0001.safetensors" in msg and "solver.lr" in msg
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert "checkpoint-epoch0001.safetensors" in names and "checkpoint-epoch0002.safetensors" not in names
-    assert [r["epoch"] for r in trainer.log.rows] == [1]
+    assert [r["epoch"] for r in read_log(tmp_path / "run")] == [1]  # the files end at the last good epoch
+    assert [r["epoch"] for r in trainer.history] == [1, 2] and math.isnan(trainer.history[-1]["val_loss"])
 
 
 def test_cli_diverging_run_exits_3_with_one_line_and_keeps_the_checkpoint(tmp_path, capsys):

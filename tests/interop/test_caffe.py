@@ -297,8 +297,7 @@ def test_deploy_net_fine_tunes_with_the_trainer(tmp_path, rng):
     y = (x[:, 0, :10].mean(axis=(1, 2)) > 0).astype(np.int64)         # a learnable rule
     loader = DataLoader(ArrayDataset(x, y, name="toy"), batch_size=8, shuffle=True, seed=0)
     trainer = Trainer(net, SoftmaxCrossEntropyLoss(), SGD(net.named_params(), lr=0.01, momentum=0.9), loader,
-                      epochs=3, run_dir=tmp_path / "run", num_classes=10, input_shape=(1, 20, 20), checkpoint_every=0,
-                      progress=False, print_fn=lambda s: None)
+                      epochs=3, callbacks=[])
     history = trainer.fit()
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     with pytest.raises(CaffeError, match="outputs \\['nope'\\] are not blobs"):

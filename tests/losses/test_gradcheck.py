@@ -39,6 +39,7 @@ def cases(rng):
         "softmax_ce_soft": (lw.SoftmaxCrossEntropyLoss(), [z4, rng.dirichlet(np.ones(4), 5)]),
         "ce_probs": (lw.CrossEntropyLoss(), [rng.dirichlet(np.ones(4), 5) * 0.9 + 0.02, y4]),
         "sigmoid_ce": (lw.SigmoidCrossEntropyLoss(pos_weight=2.0), [z4, rng.random((5, 4))]),
+        "bce_with_logits": (lw.BCEWithLogitsLoss(), [z4, rng.random((5, 4))]),
         "kl_div": (lw.KLDivLoss(reduction="batchmean"), [np.log(rng.dirichlet(np.ones(4), 3)), rng.dirichlet(np.ones(4), 3)]),
         "hinge_binary": (lw.HingeLoss(mode="binary", norm=2), [zb_h, yb]),
         "perceptron": (lw.PerceptronLoss(), [zb_h, yb]),

@@ -184,7 +184,8 @@ def test_center_loss_alpha_rule_moves_centres_as_wen_et_al():
 
 def test_multitask_reports_each_loss_and_routes_gradients():
     rng = np.random.default_rng(0)
-    z, lab, p, t = rng.standard_normal((3, 4)), np.array([0, 1, 2]), rng.standard_normal((3, 2)), rng.standard_normal((3, 2))
+    z, lab = rng.standard_normal((3, 4)), np.array([0, 1, 2])
+    p, t = rng.standard_normal((3, 2)), rng.standard_normal((3, 2))
     mt = lw.MultiTaskLoss({"cls": lw.SoftmaxCrossEntropyLoss(), "reg": lw.EuclideanLoss(loss_weight=2.0)})
     assert mt.num_inputs == 4
     v = float(mt.forward(z, lab, p, t))
@@ -204,3 +205,19 @@ def test_accuracy_topk():
     assert accuracy(z, np.array([2, 0, -1, -1]), topk=1, ignore_index=-1) == 0.5
     with pytest.raises(ValueError, match="labels"):
         accuracy(z, np.array([0, 1, 2, 3]))
+
+
+def test_sigmoid_ce_caffes_name_divides_by_n_pytorchs_by_every_element():
+    # current Caffe (sigmoid_cross_entropy_loss_layer.cpp): no normalization/normalize -> BATCH_SIZE
+    rng = np.random.default_rng(0)
+    z, t = rng.standard_normal((4, 3)), rng.random((4, 3))
+    total = float(lw.SigmoidCrossEntropyLoss(reduction="sum").forward(z, t))
+    caffe = build("loss", "SigmoidCrossEntropyLoss")
+    assert caffe.reduction == "batch_size" and float(caffe.forward(z, t)) == pytest.approx(total / 4)
+    for name in ("BCEWithLogitsLoss", "bce_with_logits", "binary_cross_entropy_with_logits"):
+        torch_named = build("loss", name)
+        assert isinstance(torch_named, lw.SigmoidCrossEntropyLoss) and torch_named.reduction == "mean"
+        assert float(torch_named.forward(z, t)) == pytest.approx(total / 12)
+    g_caffe = caffe.backward()
+    torch_named.forward(z, t)
+    np.testing.assert_allclose(g_caffe, torch_named.backward() * 3)   # the same gradient, 12/4 times larger

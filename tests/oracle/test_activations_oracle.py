@@ -1,12 +1,12 @@
 """Activation layers against torch.nn.functional: forward and backward, float32 and float64.
 
-Tolerances (issue 2): rtol 1e-6 in float32, 1e-12 in float64, elementwise
+Tolerances: rtol 1e-6 in float32, 1e-12 in float64, elementwise
 |ours - torch| <= atol + rtol * |torch|, with atol scaled to the magnitude of the tensors:
 - forward: atol = rtol * max(1, max|y|). A saturating function is only defined to eps in
   units of 1 near its asymptote (tanh = 1 - 1e-9 is 1 - eps*k), and torch's own
   1 + erf(x/sqrt 2) in GELU loses its relative accuracy in the left tail.
 - backward: atol = rtol * max(max|dy|, max|dx|). The derivative formed from the forward
-  output (1 - y^2, y(1 - y), y + alpha: the reuse the issue asks for) is exact to eps
+  output (1 - y^2, y(1 - y), y + alpha: the activations reuse their output) is exact to eps
   absolutely, not relatively, where it is small.
 Tails that must stay relatively accurate (sigmoid/softplus/SiLU at x << 0) have their own
 test with no atol. Inputs are random shapes and values at several magnitudes, up to

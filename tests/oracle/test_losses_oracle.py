@@ -112,8 +112,12 @@ def test_sigmoid_ce_matches_torch(rng, dtype, pos_weight):
     z[0, 0], z[1, 1] = 1e4, -1e4
     t = rng.random((5, 3))
     kw = {} if pos_weight is None else {"pos_weight": torch.tensor(pos_weight, dtype=torch.float64 if dtype == np.float64 else torch.float32)}
-    run_oracle(lw.SigmoidCrossEntropyLoss(pos_weight=pos_weight),
+    # PyTorch's name, PyTorch's default (the mean over elements); Caffe's name, Caffe's (the sum over N)
+    run_oracle(lw.BCEWithLogitsLoss(pos_weight=pos_weight),
                lambda z, t: torch.nn.functional.binary_cross_entropy_with_logits(z, t, **kw),
+               [z, t], [True, False], dtype)
+    run_oracle(lw.SigmoidCrossEntropyLoss(pos_weight=pos_weight),
+               lambda z, t: torch.nn.functional.binary_cross_entropy_with_logits(z, t, reduction="sum", **kw) / 5,
                [z, t], [True, False], dtype)
 
 

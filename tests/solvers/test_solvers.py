@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import layerwise as lw
 from layerwise.core import Layer, Param, lookup
 from layerwise.solvers import (SGD, AdaDelta, AdaGrad, Adam, AdamW, Nesterov, RMSProp, Solver, build_policy,
                                build_solver)
@@ -100,8 +101,9 @@ def test_rule_matches_numpy_reference_with_lr_change(case, problem_cls):
         assert not np.allclose(p.data, problem.init[k], atol=1e-3), f"{case}: param {k} did not move"
 
 
-def test_nesterov_is_the_seeds_nag_with_the_gradient_at_the_look_ahead_point():
-    """The seed's NAG: V <- mu V - lr grad f(X + mu V); X <- X + V. Our params hold Y = X + mu V."""
+def test_nesterov_is_nag_with_the_gradient_at_the_look_ahead_point():
+    """NAG as docs/solvers.md writes it (Sutskever et al. 2013): V <- mu V - lr grad f(X + mu V);
+    X <- X + V. Our params hold Y = X + mu V."""
     problem, mu, lr = Quadratic(seed=4), 0.9, 0.03
     params = make_params(problem)
     run(Nesterov(params, lr, momentum=mu), params, problem, 40)
@@ -353,3 +355,36 @@ def test_build_solver_accepts_caffe_names():
 def test_bad_input_raises_a_clear_error(call, exc, words):
     with pytest.raises(exc, match=words):
         call([Param(np.zeros(2))])
+
+
+def test_a_solver_given_an_unbuilt_nets_params_binds_them_on_first_use():
+    """The README's order: the solver is created before the first forward (Keras's optimizers build
+    their slots on first use the same way); before the params exist it says what to do."""
+    net = lw.Sequential(lw.Linear(4), lw.ReLU(), lw.Linear(2), seed=0)
+    sgd = lw.SGD(net.named_params(), lr=0.1, momentum=0.9)
+    adam = lw.Adam(net, lr=0.01)  # a Layer works the same way
+    assert not sgd.bound and "unbound" in repr(sgd)
+    with pytest.raises(ValueError, match=r"do not exist yet.*net.forward\(x\)"):
+        sgd.step()
+    with pytest.raises(ValueError, match="do not exist yet"):
+        adam.state_dict()
+    x, y = np.random.default_rng(0).standard_normal((5, 3)), np.array([0, 1, 0, 1, 1])
+    loss = lw.SoftmaxCrossEntropyLoss()
+    net.forward(x.astype(np.float32))
+    w0 = net[0].weight.data.copy()
+    loss.forward(net.forward(x.astype(np.float32)), y)
+    net.backward(loss.backward())
+    sgd.step()
+    assert sgd.bound and set(sgd.params) == set(net.named_params()) and sgd.params["0.weight"] is net[0].weight
+    assert not np.array_equal(net[0].weight.data, w0)
+    assert set(adam.state_dict()) == {"iteration", "lr"} | {f"{b}.{n}" for b in ("exp_avg", "exp_avg_sq")
+                                                            for n in net.named_params()}
+
+
+def test_a_built_net_and_explicit_lists_bind_at_once():
+    net = lw.Sequential(lw.Linear(3), seed=0)
+    net.setup((2, 4))
+    assert lw.SGD(net.named_params(), lr=0.1).bound
+    assert lw.SGD(net, lr=0.1).bound
+    with pytest.raises(ValueError, match="got no params"):
+        lw.SGD([], lr=0.1)

@@ -1,4 +1,4 @@
-"""The optimizer playground: test-function gradients, the behaviour the seed describes, the PNG."""
+"""The optimizer playground: test-function gradients, the behaviour docs/solvers.md describes, the PNG."""
 from __future__ import annotations
 
 import numpy as np

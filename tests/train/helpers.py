@@ -10,7 +10,7 @@ from layerwise.losses import SoftmaxCrossEntropyLoss
 from layerwise.models import build_model
 from layerwise.solvers import build_solver
 from layerwise.solvers.lr_policy import build_policy
-from layerwise.train import Trainer
+from layerwise.train import Checkpoint, CSVLogger, LambdaCallback, PlotCurves, StopOnNonFinite, Trainer
 
 
 def tiny_dataset(n: int = 48, seed: int = 0) -> ArrayDataset:
@@ -34,12 +34,14 @@ def tiny_trainer(run_dir: Path, *, epochs: int = 2, seed: int = 0, ext: str = ".
     val_loader = DataLoader(val, batch_size=16, shuffle=False, prefetch=False)
     net = build_model("mlp", hidden=(16,), num_classes=3, dropout=0.3, batchnorm=True, seed=seed)
     net.setup((8, 1, 4, 4))
-    solver = build_solver("sgd", net.named_params(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4)
     policy = build_policy("warmup", 0.1, policy="cosine", warmup_iters=3, start_factor=0.1, max_iter=epochs * len(loader))
-    return Trainer(net, SoftmaxCrossEntropyLoss(), solver, loader, val_loader=val_loader, policy=policy,
-                   epochs=epochs, run_dir=run_dir, seed=seed, checkpoint_every=checkpoint_every, num_classes=3,
-                   input_shape=(1, 4, 4), progress=False, checkpoint_ext=ext, print_fn=lambda s: None,
-                   on_iteration=on_iteration)
+    solver = build_solver("sgd", net.named_params(), lr=policy, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    callbacks = [StopOnNonFinite(), CSVLogger(run_dir), Checkpoint(run_dir, every=checkpoint_every, ext=ext),
+                 PlotCurves(run_dir, every=checkpoint_every)]
+    if on_iteration is not None:
+        callbacks.append(LambdaCallback(on_step_end=lambda trainer, logs: on_iteration(trainer)))
+    return Trainer(net, SoftmaxCrossEntropyLoss(), solver, loader, val_loader=val_loader, epochs=epochs, seed=seed,
+                   callbacks=callbacks)
 
 
 def weights(trainer: Trainer) -> dict[str, np.ndarray]:

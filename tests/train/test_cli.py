@@ -75,6 +75,32 @@ def test_predict_on_npy_samples(run, tmp_path, capsys):
     assert (pred == ds.y[:20]).mean() >= 0.7
 
 
+def test_predict_on_png_images_prints_softmax_probabilities(run, tmp_path, capsys):
+    from PIL import Image
+
+    from layerwise.data import Normalize, load_dataset
+    from layerwise.layers import Softmax
+    from layerwise.train.build import model_from_checkpoint
+
+    _, out = run
+    ckpt = out / "checkpoint-epoch0002.safetensors"
+    ds = load_dataset("digits", split="test")
+    files = []
+    for i in range(10):  # digits are 8x8 in [0, 1]: as 8-bit PNGs, then read back by layerwise.data.read_image
+        files.append(tmp_path / f"d{i}.png")
+        Image.fromarray(np.round(ds.x[i, 0] * 255).astype(np.uint8)).save(files[-1])
+    assert main(["predict", str(ckpt), *map(str, files), "--top", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(": ")[0] for line in lines] == [str(f) for f in files]
+    pred = np.array([int(line.split(": ")[1].split()[0]) for line in lines])
+    assert (pred == ds.y[:10]).mean() >= 0.7
+    net, meta = model_from_checkpoint(ckpt)  # the printed numbers are the Softmax layer's probabilities
+    x = Normalize.from_meta(meta)((np.round(ds.x[:1] * 255) / 255).astype(np.float32))
+    prob = Softmax().eval().forward(np.asarray(net.forward(x.astype(np.float32)), np.float64))[0]
+    top = np.argsort(-prob)[:3]
+    assert lines[0].split("(")[1].rstrip(")") == ", ".join(f"{k} {prob[k]:.3f}" for k in top)
+
+
 def test_resume_auto_continues_the_run(run, capsys):
     cfg, out = run
     assert main(["train", "--resume", "auto", "--out", str(out), "--epochs", "3", "--no-progress"]) == 0
