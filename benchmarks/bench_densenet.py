@@ -57,6 +57,7 @@ def _layerwise_model(args):
 
 def _torch_model(args, state=None):
     import torch
+
     from torch_densenet import DenseNetBC, load_from_layerwise
 
     torch.manual_seed(0)
@@ -109,7 +110,8 @@ def check(args) -> dict:
 def _run_child(args, extra: list[str], env: dict) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), *extra, "--batch", str(args.batch), "--depth", str(args.depth),
            "--growth", str(args.growth), "--size", str(args.size), "--iters", str(args.iters),
-           "--warmup", str(args.warmup), "--threads", str(args.threads), "--impl", args.impl] + (["--tune-malloc"] if args.tune_malloc else [])
+           "--warmup", str(args.warmup), "--threads", str(args.threads), "--impl", args.impl]
+    cmd += ["--tune-malloc"] if args.tune_malloc else []
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"benchmark child {' '.join(extra)} failed:\n{out.stderr[-4000:]}")
@@ -164,10 +166,12 @@ def main(argv=None) -> int:
         for side in ("layerwise", "torch"):
             rows[(side, mode)] = _run_child(args, ["--worker", side, "--mode", mode], env)
     result["runs"] = [rows[k] for k in rows]
-    print(f"\nDenseNet-BC (layerwise impl={args.impl}) depth={args.depth} k={args.growth} batch={args.batch} {args.size}x{args.size}, "
+    print(f"\nDenseNet-BC (layerwise impl={args.impl}) depth={args.depth} k={args.growth} batch={args.batch} "
+          f"{args.size}x{args.size}, "
           f"{args.threads} threads, malloc {'tuned (env, both sides)' if args.malloc_tuned else 'default'}"
           f"{'; layerwise calls tune_malloc()' if args.tune_malloc else ''}; median of {args.iters}")
-    print(f"{'':<10}{'layerwise img/s':>16}{'torch img/s':>13}{'ratio':>8}{'lw RSS MiB':>12}{'torch RSS MiB':>15}{'RSS ratio':>11}")
+    print(f"{'':<10}{'layerwise img/s':>16}{'torch img/s':>13}{'ratio':>8}{'lw RSS MiB':>12}{'torch RSS MiB':>15}"
+          f"{'RSS ratio':>11}")
     summary = {}
     for mode in args.modes.split(","):
         a, b = rows[("layerwise", mode)], rows[("torch", mode)]

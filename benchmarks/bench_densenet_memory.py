@@ -65,7 +65,8 @@ def main() -> None:
     for d in (int(s) for s in args.depths.split(",")):
         on = measure(d, args.growth, args.batch, args.size, True, args.impl)
         off = measure(d, args.growth, args.batch, args.size, False, args.impl)
-        print(f"{d:>5} {(d - 4) // 6:>12} {on['params']:>10,} | {on['peak'] / mib:>10.1f} MiB {on['rss'] / mib:>10.1f} MiB"
+        print(f"{d:>5} {(d - 4) // 6:>12} {on['params']:>10,} | {on['peak'] / mib:>10.1f} MiB "
+              f"{on['rss'] / mib:>10.1f} MiB"
               f" | {off['peak'] / mib:>10.1f} MiB {off['rss'] / mib:>10.1f} MiB | {off['peak'] / on['peak']:.2f}x")
 
 

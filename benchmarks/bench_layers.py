@@ -161,9 +161,10 @@ def main(argv=None) -> int:
     for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(k, str(args.threads))
 
-    import layerwise  # noqa: F401  (first: its thread defaults apply before NumPy loads)
     import numpy as np
     import torch
+
+    import layerwise  # noqa: F401  (first: its thread defaults apply before NumPy loads)
 
     torch.set_num_threads(args.threads)
     batches = {"resnet56": 64, "lenet": 256, "vgg": 64, "densenet_bc": 64}
@@ -188,7 +189,7 @@ def main(argv=None) -> int:
             layer.forward(*ins)
             layer.backward(dy)
             layer.zero_grad()
-        f_ours = _timeit(lambda: layer.forward(*ins), args.iters)
+        f_ours = _timeit(lambda layer=layer, ins=ins: layer.forward(*ins), args.iters)
         b_ours = max(_timeit(fb, args.iters) - f_ours, 0.0)
         # torch, in its own block
         mod = spec.theirs()
@@ -203,7 +204,7 @@ def main(argv=None) -> int:
             for q in mod.parameters():
                 q.grad = None
             mod(*ts).backward(tdy)
-        f_t = _timeit(lambda: mod(*ts), args.iters)
+        f_t = _timeit(lambda mod=mod, ts=ts: mod(*ts), args.iters)
         b_t = max(_timeit(tfb, args.iters) - f_t, 0.0)
         rows.append({"model": spec.model, "kind": spec.kind, "shape": spec.shape, "ours_fwd_ms": f_ours * 1e3,
                      "ours_bwd_ms": b_ours * 1e3, "torch_fwd_ms": f_t * 1e3, "torch_bwd_ms": b_t * 1e3,

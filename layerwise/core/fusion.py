@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .layer import Layer
+from .layer import Layer, NamedParams
 
 log = logging.getLogger("layerwise.fusion")
 
@@ -101,7 +101,8 @@ def plan(nodes: Sequence[Any], out_names: Sequence[str], enabled: bool = True) -
     report: list[str] = []
     i = 0
     while i < len(nodes):
-        match = None
+        fused: Layer | None = None
+        length = 1
         if enabled:
             for rname, rule in _RULES:
                 m = rule(nodes, i, consumers, outs)
@@ -112,22 +113,22 @@ def plan(nodes: Sequence[Any], out_names: Sequence[str], enabled: bool = True) -
                     report.append(line)
                     log.info(line)
                     continue
-                match = m
+                fused, length = m.layer, m.length
                 report.append(f"{'+'.join(n.name for n in nodes[i:i + m.length])}: {rname}")
                 break
-        if match is None:
+        if fused is None:
             node = nodes[i]
             steps.append(Step(node.name, node.layer, node.inputs, node.outputs, (node,)))
             i += 1
             continue
-        run = tuple(nodes[i:i + match.length])
+        run = tuple(nodes[i:i + length])
         inputs: list[str] = list(run[0].inputs)
         for k in range(1, len(run)):
             inputs += [b for b in run[k].inputs if b != run[k - 1].outputs[0]]
         name = "+".join(n.name for n in run)
-        match.layer.name = name
-        steps.append(Step(name, match.layer, tuple(inputs), run[-1].outputs, run))
-        i += match.length
+        fused.name = name
+        steps.append(Step(name, fused, tuple(inputs), run[-1].outputs, run))
+        i += length
     return steps, report
 
 
@@ -145,7 +146,7 @@ class FusedLayer(Layer):
         self.parts = parts
         super().__init__(name=name or "+".join(p.name for p in parts))
 
-    @property  # type: ignore[override]
+    @property
     def training(self) -> bool:
         return self.parts[0].training
 
@@ -153,7 +154,7 @@ class FusedLayer(Layer):
     def training(self, mode: bool) -> None:  # the mode lives in the parts
         pass
 
-    @property  # type: ignore[override]
+    @property
     def cache_enabled(self) -> bool:
         return self.parts[0].cache_enabled
 
@@ -167,8 +168,8 @@ class FusedLayer(Layer):
 
     # The parts own params, buffers and modes; a fused layer used on its own exposes them
     # (a Net never sees them twice: the fused layer is not one of its children).
-    def named_params(self, prefix: str = "") -> dict:
-        out: dict = {}
+    def named_params(self, prefix: str = "") -> NamedParams:
+        out = NamedParams(owner=self)
         for p in self.parts:
             out.update(p.named_params(prefix if len(self.parts) == 1 else f"{prefix}{p.name}."))
         return out

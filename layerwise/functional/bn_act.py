@@ -206,24 +206,24 @@ def _flat(a: Array) -> tuple[Array, Array] | None:
     return flat, np.array([v // it for v in st[:3]], dtype=np.int64)
 
 
-def _maps(*arrays: Array | None) -> tuple[int, int, int, list]:
-    """(N, H, W, [(flat, strides) or None per array]) for the kernels; 2-D (C, M) rows and
-    contiguous maps become (C, 1, 1, M) so that their inner loop is one long row."""
+def _maps(*arrays: Array | None) -> tuple[int, int, int, list[tuple[Array, Array]]]:
+    """(N, H, W, [(flat, strides) per array]) for the kernels; 2-D (C, M) rows and contiguous
+    maps become (C, 1, 1, M) so that their inner loop is one long row. A None array gets the
+    first array's pair (a stand-in the kernel is told, by a flag, not to read)."""
     first = next(a for a in arrays if a is not None)
     if all(a is None or a.ndim == 2 or a.flags.c_contiguous for a in arrays):
         C = first.shape[0]
         v4 = [None if a is None else a.reshape(C, 1, 1, -1) for a in arrays]
     else:
         v4 = [None if a is None else (a if a.ndim == 4 else a.reshape(first.shape)) for a in arrays]
-    N, H, W = v4[[a is not None for a in v4].index(True)].shape[1:]
-    out = []
+    ref = next(a for a in v4 if a is not None)
+    N, H, W = ref.shape[1:]
+    out: list[tuple[Array, Array]] = []
     for a in v4:
-        if a is None:
-            out.append(None)
-            continue
-        f = _flat(a)
+        m = ref if a is None else a
+        f = _flat(m)
         if f is None:
-            raise ValueError(f"bn_act: a map with strides {a.strides} (last axis not unit-stride); "
+            raise ValueError(f"bn_act: a map with strides {m.strides} (last axis not unit-stride); "
                              "pass a copy (np.ascontiguousarray)")
         out.append(f)
     return N, H, W, out
@@ -253,7 +253,6 @@ def forward(x: Array, s: Array, t: Array, r: Array | None, relu: bool, out: Arra
     if _numba(x, r, out):
         x, r = _unit(x), _unit(r)
         N, H, W, (xv, rv, ov) = _maps(x, r, out)
-        rv = rv or (xv[0], xv[1])
         _compile()["forward"](xv[0], xv[1], s, t, rv[0], rv[1], r is not None, relu, ov[0], ov[1], N, H, W)
         return out
     return _np_forward(x, s, t, r, relu, out)
@@ -266,7 +265,6 @@ def backward_sums(dy: Array, x: Array, s: Array, t: Array, r: Array | None, relu
     if _numba(dy, x, r, dr):
         dy, x, r = _unit(dy), _unit(x), _unit(r)
         N, H, W, (dv, xv, rv, drv) = _maps(dy, x, r, dr)
-        rv, drv = rv or xv, drv or dv
         _compile()["backward"](dv[0], dv[1], xv[0], xv[1], s, t, rv[0], rv[1], r is not None, relu,
                                drv[0], drv[1], dr is not None, r1, r2, N, H, W)
         return
@@ -287,7 +285,6 @@ def backward_apply(dy: Array, x: Array, s: Array, t: Array, r: Array | None, rel
         has_ab = alpha is not None
         dy, x, r = _unit(dy), _unit(x), _unit(r)
         N, H, W, (dv, xv, rv, ov) = _maps(dy, x, r, out)
-        rv = rv or xv
         _compile()["apply"](dv[0], dv[1], xv[0], xv[1], s, t, rv[0], rv[1], r is not None, relu,
                             alpha if has_ab else s, beta if has_ab else s, has_ab, ov[0], ov[1], N, H, W)
         return out

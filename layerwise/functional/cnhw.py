@@ -31,17 +31,25 @@ the sum of several layers' coefficients once (the dense block does).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
 from ..backend import Array, get_array_module
 
-try:  # optional JIT: a fused one-pass kernel per operation
+
+def _load_numba() -> Any:
+    """The numba module (optional JIT: a fused one-pass kernel per operation), or None."""
     if os.environ.get("LAYERWISE_NO_NUMBA"):
-        raise ImportError("disabled by LAYERWISE_NO_NUMBA")
-    import numba as _nb
-except Exception:  # pragma: no cover - depends on the environment
-    _nb = None
+        return None
+    try:
+        import numba
+    except Exception:  # pragma: no cover - depends on the environment
+        return None
+    return numba
+
+
+_nb: Any = _load_numba()
 
 _BACKEND = "numba" if _nb is not None else "numpy"
 

@@ -209,6 +209,8 @@ def conv2d_backward(dy: Array | None, ctx: ConvCtx, need_dx: bool = True, need_d
     if dy_grid is not None:
         ctx.saved["dy_grid"] = dy_grid
         dy = _tap_dy_view(dy_grid, ctx)
+    if dy is None:
+        raise ValueError("conv2d_backward: give dy, or dy_grid (the buffer of conv2d_grad_buffer with dy in it)")
     ctx.saved["crop_dx"] = crop
     dx, dW = _BACKWARD[ctx.method](dy, ctx, need_dx, need_dW)
     db = None
@@ -719,7 +721,7 @@ def _bwd_direct(dy, ctx, need_dx, need_dW=True):
     return xp.ascontiguousarray(dxpad[:, :, ph:Hp - ph, pw:Wp - pw]), dW
 
 
-_FORWARD = {"cf1x1": _fwd_cf1x1, "cftaps": _fwd_cftaps, "cfshift": _fwd_cfshift, "cfim2col": _fwd_cfim2col, "im2col": _fwd_im2col,
-            "direct": _fwd_direct}
-_BACKWARD = {"cf1x1": _bwd_cf1x1, "cftaps": _bwd_cftaps, "cfshift": _bwd_cfshift, "cfim2col": _bwd_cfim2col, "im2col": _bwd_im2col,
-             "direct": _bwd_direct}
+_FORWARD = {"cf1x1": _fwd_cf1x1, "cftaps": _fwd_cftaps, "cfshift": _fwd_cfshift, "cfim2col": _fwd_cfim2col,
+            "im2col": _fwd_im2col, "direct": _fwd_direct}
+_BACKWARD = {"cf1x1": _bwd_cf1x1, "cftaps": _bwd_cftaps, "cfshift": _bwd_cfshift, "cfim2col": _bwd_cfim2col,
+             "im2col": _bwd_im2col, "direct": _bwd_direct}

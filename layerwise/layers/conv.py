@@ -131,6 +131,6 @@ class Conv2d(Layer):
                                      crop=crop)
         if need_dW:
             self.weight.grad += dW
-        if need_db:
+        if need_db and self.bias is not None:
             self.bias.grad += db
         return dx

@@ -55,6 +55,7 @@ from ..functional import cnhw
 from ..functional.layout import from_cnhw, to_cnhw
 from ..functional.workspace import Workspace
 from ..layers.batchnorm import BatchNorm2d
+from ..layers.conv import Conv2d
 from .dense_block import DenseBlock, Transition
 
 
@@ -162,9 +163,8 @@ def _block_forward(fb: FusedDenseBlock, x: Array) -> Array:
     F[:C0] = x.transpose(1, 0, 2, 3)
     Fm = F.reshape(Ct, M)
     hs = ws.get(f"{fb.name}.hs", (L, width, M), dt, xp) if keep else None   # per block: kept until backward
-    mean = var = None
+    mean, var = xp.empty(Ct), xp.empty(Ct)   # the batch statistics of F's channels (training only)
     if training:
-        mean, var = xp.empty(Ct), xp.empty(Ct)
         cnhw.row_stats(Fm[:C0], mean[:C0], var[:C0])
     A = ws.get("A", (Ct - k, M), dt, xp)
     P = ws.get("P", (width, N, Hp, Wp), dt, xp, zero=True)
@@ -182,7 +182,7 @@ def _block_forward(fb: FusedDenseBlock, x: Array) -> Array:
             m1, v1 = n1.buffer("running_mean"), n1.buffer("running_var")
         _, _, s1, t1 = _scale_shift(n1, m1, v1, dt)
         cnhw.bn_relu(Fm[:c], s1, t1, A[:c])
-        h = hs[l] if keep else ws.get("H", (width, M), dt, xp)
+        h = ws.get("H", (width, M), dt, xp) if hs is None else hs[l]
         xp.matmul(c1.weight.data.reshape(width, c), A[:c], out=h)          # 1x1 conv: one GEMM
         if training:
             m2, v2 = xp.empty(width), xp.empty(width)
@@ -299,6 +299,15 @@ class FusedTransition(_FusedDenseNetPart):
         super().__init__(tr, name=name)
         self.tr = tr
 
+    def _norm_conv(self) -> tuple[BatchNorm2d, Conv2d]:
+        """The transition's BatchNorm2d and Conv2d (checked when the fused layer was made)."""
+        ch = self.tr.children()
+        norm, conv = ch["norm"], ch["conv"]
+        if not isinstance(norm, BatchNorm2d) or not isinstance(conv, Conv2d):
+            raise self.error(f"expected the transition's norm and conv to be BatchNorm2d and Conv2d, got "
+                             f"{type(norm).__name__} and {type(conv).__name__}")
+        return norm, conv
+
     def _output_shape(self, shape: Shape) -> Shape:
         if shape[2] % 2 or shape[3] % 2:
             raise self.error(f"the fused transition needs an even height and width, got {tuple(shape)}")
@@ -306,8 +315,7 @@ class FusedTransition(_FusedDenseNetPart):
 
     def _forward(self, x: Array) -> Array:
         xp = get_array_module(x)
-        ch = self.tr.children()
-        norm, conv = ch["norm"], ch["conv"]
+        norm, conv = self._norm_conv()
         _check_dtype(self, x, norm.weight)
         X = to_cnhw(x)
         C, N, H, W = X.shape
@@ -339,8 +347,7 @@ class FusedTransition(_FusedDenseNetPart):
         X, pooled, mean, var, training = (self.cache[k] for k in ("X", "pooled", "mean", "var", "training"))
         C, N, H, W = X.shape
         M, Mq, dt = N * H * W, N * H * W // 4, dy.dtype
-        ch = self.tr.children()
-        norm, conv = ch["norm"], ch["conv"]
+        norm, conv = self._norm_conv()
         O = conv.weight.shape[0]
         dY = to_cnhw(dy).reshape(O, Mq)
         conv.weight.grad += (pooled.reshape(C, Mq) @ dY.T).T.reshape(conv.weight.shape)

@@ -7,6 +7,7 @@ from layerwise.core import Net, NetHook
 from layerwise.functional import bn_act, cnhw
 from layerwise.testing import gradcheck
 
+
 def _block(fuse, c=4, pre=False):
     """A ResNet basic block (conv-bn-relu-conv-bn-add-relu), or with ``pre`` batch norms that
     do not follow a conv (bn-relu-conv-sum-bn-add-relu-conv), which fuse without the convs."""
@@ -59,7 +60,10 @@ def test_fused_resnet_block_equals_unfused(rng, backend, mode, dtype, rtol, c, p
     fused.load_state_dict(ref.state_dict())
     res = {}
     for key, net in (("ref", ref), ("fused", fused)):
-        {"train": net.train, "eval_grad": lambda: net.eval(grad=True), "eval": net.eval}[mode]()
+        if mode == "train":
+            net.train()
+        else:
+            net.eval(grad=mode == "eval_grad")
         outs = []
         for _ in range(2):     # the second pass sees the running statistics the first one moved
             net.zero_grad()

@@ -2,8 +2,15 @@
 import numpy as np
 import pytest
 
-from layerwise.functional import (avg_pool2d_forward, col2im, conv2d_backward, conv2d_forward, conv_output_size,
-                                  im2col, max_pool2d_forward)
+from layerwise.functional import (
+    avg_pool2d_forward,
+    col2im,
+    conv2d_backward,
+    conv2d_forward,
+    conv_output_size,
+    im2col,
+    max_pool2d_forward,
+)
 
 
 def naive_im2col(x, k, s, p, d, out=None, pad_value=0.0):
