@@ -260,6 +260,25 @@ def _pool_kernel(kind: str, kh: int, kw: int):
                             a = 3
                         y[b, h, w] = best
                         arg[b, h, w] = a
+    elif kind == "max_2x2":      # inference, 2x2 / stride 2: the maxima alone
+        @njit(parallel=True, cache=True)
+        def kern(x, y, arg, sh, sw, ph, pw):
+            B = x.shape[0]
+            Ho, Wo = y.shape[1], y.shape[2]
+            for b in prange(B):
+                for h in range(Ho):
+                    for w in range(Wo):
+                        best = x[b, 2 * h, 2 * w]
+                        v = x[b, 2 * h, 2 * w + 1]
+                        if v > best or v != v:
+                            best = v
+                        v = x[b, 2 * h + 1, 2 * w]
+                        if v > best or v != v:
+                            best = v
+                        v = x[b, 2 * h + 1, 2 * w + 1]
+                        if v > best or v != v:
+                            best = v
+                        y[b, h, w] = best
     elif kind == "max_inside":   # inference: the maxima alone (no arg-max kept)
         @njit(parallel=True, cache=True)
         def kern(x, y, arg, sh, sw, ph, pw):
@@ -382,12 +401,12 @@ def maxpool_forward(x: Array, y: Array, arg: Array | None, k: Pair, s: Pair, p: 
         Ho, Wo = y.shape[1:]
         inside = p == (0, 0) and (Ho - 1) * s[0] + k[0] <= H and (Wo - 1) * s[1] + k[1] <= W
         if arg is None and inside:
-            kind = "max_inside"
+            kind = "max_2x2" if k == s == (2, 2) else "max_inside"
         elif inside and k == s == (2, 2):
             kind = "fwd_2x2"
         else:
             kind = "fwd_inside" if inside else "fwd"
-        if arg is None and kind != "max_inside":
+        if arg is None and not kind.startswith("max"):
             arg = get_array_module(x).empty(y.shape, dtype=np.int32)
         _pool_kernel(kind, *k)(x, y, y if arg is None else arg, s[0], s[1], p[0], p[1])
     else:
