@@ -174,7 +174,7 @@ def _copy_kernel(kind: str):
                                 b[h, w] = zero
     else:
         @njit(parallel=True, cache=True)
-        def kern(G, base, N, Hg, Wg, dst):              # dst (C, N, H, W) = the blocks' [:H, :W]
+        def kern(G, base, N, Hg, Wg, dst, top, left):   # dst (C, N, H, W) = the blocks' [top:, left:] corner
             C, H, W = dst.shape[0], dst.shape[2], dst.shape[3]
             Sg = Hg * Wg
             for c in prange(C):
@@ -183,7 +183,7 @@ def _copy_kernel(kind: str):
                     d = dst[c, n]
                     for h in range(H):
                         for w in range(W):
-                            d[h, w] = b[h, w]
+                            d[h, w] = b[top + h, left + w]
     _copy_kernels[kind] = kern
     return kern
 
@@ -212,14 +212,16 @@ def to_grid(G: Array, base: int, N: int, Hg: int, Wg: int, src: Array | None, H:
     return G
 
 
-def from_grid(G: Array, base: int, N: int, Hg: int, Wg: int, H: int, W: int) -> Array:
-    """The ``[:H, :W]`` corner of every block of ``G`` as a new C-contiguous (C, N, H, W) array."""
+def from_grid(G: Array, base: int, N: int, Hg: int, Wg: int, H: int, W: int, top: int = 0,
+              left: int = 0) -> Array:
+    """The ``[top:top+H, left:left+W]`` window of every block of ``G`` as a new C-contiguous
+    (C, N, H, W) array (a crop of a grid or of a padded map)."""
     xp = get_array_module(G)
     dst = xp.empty((G.shape[0], N, H, W), dtype=G.dtype)
     if _numba(G, dst):
-        _copy_kernel("from_grid")(G, base, N, Hg, Wg, dst)
+        _copy_kernel("from_grid")(G, base, N, Hg, Wg, dst, top, left)
     else:
-        dst[...] = _blocks(G, base, N, Hg, Wg)[:, :, :H, :W]
+        dst[...] = _blocks(G, base, N, Hg, Wg)[:, :, top:top + H, left:left + W]
     return dst
 
 

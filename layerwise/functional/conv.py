@@ -306,7 +306,7 @@ def _fwd_cfshift(x, W, ctx, out):
         xp.matmul(Wk, cols.reshape(T * C, L), out=Yf[:, :L])
     if ctx.saved["keep"]:
         ctx.saved["Xp"] = Xp
-    return from_cnhw(Y[:, :, :Ho, :Wo].copy())                                 # (O, N, Ho, Wo) -> NCHW view
+    return from_cnhw(cf_kernels.from_grid(Y.reshape(O, -1), 0, N, Hp, Wp, Ho, Wo))   # (O, N, Ho, Wo) -> NCHW view
 
 
 def _bwd_cfshift(dy, ctx, need_dx, need_dW):
@@ -318,17 +318,14 @@ def _bwd_cfshift(dy, ctx, need_dx, need_dW):
     Hp, Wp, Np, offsets, L = _flat_geometry(ctx)
     dYp = xp.empty((O, N, Hp, Wp), dtype=dy.dtype)                            # dy on the padded grid
     Ho, Wo = dy.shape[2:]
-    dYp[:, :, :Ho, Wo:] = 0
-    dYp[:, :, Ho:] = 0
-    dYp[:, :, :Ho, :Wo] = dy.transpose(1, 0, 2, 3)
+    cf_kernels.to_grid(dYp.reshape(O, -1), 0, N, Hp, Wp, dy.transpose(1, 0, 2, 3), Ho, Wo)
     # O > C: stacking kh*kw shifted copies of dy would cost more than the input: go tap by tap
     grads = _grads_by_tap if O > C else _grads_stacked
     dXf, dWk = grads(xp, dYp.reshape(O, Np), Xp, W, offsets, L, need_dx, need_dW)
     dW = xp.ascontiguousarray(dWk.reshape(kh, kw, O, C).transpose(2, 3, 0, 1)) if need_dW else None
     if not need_dx:
         return None, dW
-    dXp = dXf.reshape(C, N, Hp, Wp)
-    return from_cnhw(dXp[:, :, ph:ph + H, pw:pw + Wd].copy()), dW
+    return from_cnhw(cf_kernels.from_grid(dXf, 0, N, Hp, Wp, H, Wd, ph, pw)), dW
 
 
 def _grads_stacked(xp, dYf, Xp, W, offsets, L, need_dx, need_dW):
@@ -597,6 +594,26 @@ def _bwd_cftaps(dy, ctx, need_dx, need_dW):
     return from_cnhw(dXg[:, :, :H, :Wd]), dW
 
 
+def _mm(A, B):
+    """``A @ B`` for 2-D A (m, k) and B (k, n) with unit inner strides: through ``blas`` split by
+    columns over our threads (OpenBLAS's own threads ran the backward of a stride-2 conv at
+    10 or 18 ms by turns, waking and spinning between calls), else ``xp.matmul``."""
+    xp = get_array_module(B)
+    C = xp.empty((A.shape[0], B.shape[1]), dtype=B.dtype)
+    if _blas_ok(A, B) and B.strides[1] == B.itemsize and A.flags.c_contiguous:
+        _taps_gemm(A[None], B, [0], C, B.shape[1], True)
+    else:
+        xp.matmul(A, B, out=C)
+    return C
+
+
+def _mm_nt(D, B):
+    """``D @ B^T`` (D (m, n), B (k, n)): the reduction over n split over our threads (as ``_mm``)."""
+    if _blas_ok(D, B) and B.strides[1] == B.itemsize and D.strides[1] == D.itemsize:
+        return _taps_corr(D, B, [0], B.shape[1], True)[0]
+    return D @ B.T
+
+
 # ------------------------------------- channels-first im2col (stride > 1): one GEMM
 def _cf_cols(x, ctx, out):
     xp = get_array_module(x)
@@ -617,7 +634,7 @@ def _fwd_cfim2col(x, W, ctx, out):
             ctx.saved["cols"] = cols
         else:
             ctx.saved["x"] = x
-    Y = W.reshape(O, -1) @ cols                                                # (O, M)
+    Y = _mm(W.reshape(O, -1), cols)                                            # (O, M)
     return from_cnhw(Y.reshape(O, ctx.x_shape[0], *out))
 
 
@@ -632,15 +649,16 @@ def _bwd_cfim2col(dy, ctx, need_dx, need_dW):
     dW = None
     if need_dW:
         cols = ctx.saved["cols"] if "cols" in ctx.saved else _cf_cols(ctx.saved["x"], ctx, (Ho, Wo))
-        dW = (dY @ cols.T).reshape(W.shape)                                    # dK = dY cols^T
+        dW = _mm_nt(dY, cols).reshape(W.shape)                                 # dK = dY cols^T
     if not need_dx:
         return None, dW
-    dcols = (W.reshape(O, -1).T @ dY).reshape(C, kh, kw, N, Ho, Wo)            # K^T dY
+    dcols = _mm(xp.ascontiguousarray(W.reshape(O, -1).T), dY).reshape(C, kh, kw, N, Ho, Wo)   # K^T dY
     dXp = xp.zeros((C, N, H + 2 * ph, Wd + 2 * pw), dtype=dy.dtype)    # every window lies inside
     cf_kernels.col2im(dcols, dXp, (kh, kw), ctx.stride, ctx.dilation)
     if (ph, pw) == (0, 0):
         return from_cnhw(dXp), dW
-    return from_cnhw(dXp[:, :, ph:ph + H, pw:pw + Wd].copy()), dW
+    Hp, Wp = H + 2 * ph, Wd + 2 * pw
+    return from_cnhw(cf_kernels.from_grid(dXp.reshape(C, -1), 0, N, Hp, Wp, H, Wd, ph, pw)), dW
 
 
 # ---------------------------------------------------------- im2col + batched GEMM
