@@ -54,6 +54,7 @@ numbers; ``impl`` may also name a channels-first method (``METHODS``) where the 
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -524,8 +525,22 @@ def _taps_corr(D, B, shifts, n, blas_ok):
     return xp.stack([Dn @ B[:, s:s + n].T for s in shifts])
 
 
+_told: list[str] = []
+
+
 def _blas_ok(*arrays) -> bool:
-    return blas.supports(*arrays)
+    """Whether the taps' GEMMs go straight to BLAS; when NumPy arrays that could cannot (no
+    BLAS found, or switched off), says why once (logger ``layerwise.conv``): they then run
+    through ``xp.matmul``, the same numbers, slower."""
+    if blas.supports(*arrays):
+        return True
+    import numpy as np
+    if (all(isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64) for a in arrays)
+            and blas.reason() not in _told):
+        _told.append(blas.reason())
+        logging.getLogger("layerwise.conv").info("conv2d: GEMMs through numpy.matmul, not BLAS directly: %s",
+                                                 blas.reason())
+    return False
 
 
 def _fwd_cftaps(x, W, ctx, out):
