@@ -13,27 +13,36 @@ Backward (docs/convolution.md derives both forms)::
     dW[o, c, i, j] = sum_{n, h, w} dy[n, o, h, w] * xpad[n, c, h*sh + i*dh, w*sw + j*dw]
     dx             = crop(full correlation of the stride-dilated, zero-padded dy with rot180(W))
 
-Code paths, chosen by ``impl`` and the geometry, all giving the same numbers:
+Code paths, chosen by ``impl`` and the geometry (``conv2d_method``), all giving the same
+numbers; ``impl`` may also name a channels-first method (``METHODS``) where the geometry allows:
 
 * ``"gemm"`` (default, groups 1) works in the channels-first layout ``X (C, N, H, W)``, seen
   as the matrix ``X (C, M)``, M = N*H*W (``layout.to_cnhw``: free when x is the NCHW view of a
   channels-first array, which is what every layer of this kind returns, so a chain of layers
   pays no transposes). The output is returned the same way: an NCHW view of ``Y (O, N, Ho, Wo)``.
 
-  - 1x1 kernel, no padding: ``Y = W (O, C) @ X (C, M)``, one GEMM (stride s: X subsampled first).
-  - stride 1 (any kernel, padding, dilation), when the padded border is at most half the
-    output (else channels-first im2col, below): "flat shifted" form. X is zero-padded and
-    flattened to ``Xp (C, Np)``, Np = N*Hp*Wp; the tap (i, j) reads Xp shifted by
-    ``off_ij = i*dh*Wp + j*dw`` columns. Forward: the kh*kw shifted slices are contiguous,
-    so they stack into ``cols (kh*kw*C, L)`` by plain copies and ``Y = Wk (O, kh*kw*C) @ cols``
-    is one GEMM (or, when O is much smaller than C, ``Z = Wt (kh*kw*O, C) @ Xp`` and kh*kw
-    shifted sums of O rows). Backward needs no cols: ``D (kh*kw*O, Np)`` stacks the shifted
-    copies of the padded dy, then ``dWt = D @ Xp^T`` and ``dXp = Wt^T @ D`` are two GEMMs
-    (when O > C, D would be larger than the input: the taps are then done one by one on slices).
-    Outputs that would wrap around a row or an image are computed and dropped (the border).
-  - otherwise (stride > 1): im2col in the channels-first layout, ``cols (C*kh*kw, M)`` by
-    kh*kw strided copies, ``Y = K @ cols``; backward ``dK = dY cols^T``, ``dcols = K^T dY``
-    folded back by kh*kw strided adds (col2im).
+  - ``cf1x1``: 1x1 kernel, no padding: ``Y = W (O, C) @ X (C, M)``, one GEMM (stride s: X
+    subsampled first).
+  - ``cftaps``: stride 1 with at least ``TAPS_MIN_CHANNELS`` input channels, when its grid
+    computes at most ``TAPS_MAX_WASTE`` columns per output: one GEMM per kernel tap on shifted
+    views, no columns. X is laid on a zero-gapped grid ``Xg (C, Ng)`` (``tap_grid``: images of
+    Hg = H + ph rows of Wg = W + pw columns, one gap serving both neighbours); output column p
+    is ``Y[:, p] = sum_t W_t (O, C) @ Xg[:, p + off_t]``, off_t = i*dh*Wg + j*dw, computed for
+    every column of the output grid (those that are no output are dropped). Backward:
+    ``dW_t = sum_p dy[:, p] Xg[:, p + off_t]^T`` and ``dXg[:, q] = sum_t W_t^T dy[:, q - off_t]``
+    with dy laid on its grid (zeros off the outputs). The GEMMs accumulate (beta = 1) straight
+    into NumPy's BLAS (``functional.blas``), split by columns over threads; ``xp.matmul`` where
+    that is not possible (CuPy, no BLAS found). ``crop=False`` / ``dy_grid`` / ``input_grid``
+    let the layers around hand over grids instead of copying (``layers.fused``).
+  - ``cfim2col``: otherwise (few channels, a large border, stride > 1): im2col in the
+    channels-first layout, ``cols (C*kh*kw, M)`` (``cf_kernels.im2col``), ``Y = K @ cols``;
+    backward ``dK = dY cols^T``, ``dcols = K^T dY`` folded back by ``cf_kernels.col2im``.
+  - ``cfshift`` (by name only; it was the default for stride 1 before ``cftaps``): the padded
+    X flattened to ``Xp (C, Np)``; forward stacks the kh*kw shifted slices into
+    ``cols (kh*kw*C, L)`` and runs one GEMM (or, when O is much smaller than C,
+    ``Z = Wt (kh*kw*O, C) @ Xp`` and kh*kw shifted sums of O rows); backward stacks the shifted
+    copies of the padded dy, ``D (kh*kw*O, Np)``: ``dWt = D @ Xp^T`` and ``dXp = Wt^T @ D``
+    (tap by tap on slices when O > C).
 * ``"im2col"``: docs/convolution.md's route 2 as written, per sample in NCHW: ``cols (N, C*kh*kw,
   Ho*Wo)``, ``Y = K X``, ``dK = dY X^T``, ``dX = col2im(K^T dY)``; also what groups > 1 runs.
 * ``"direct"``: docs/convolution.md's route 1 written out, looping over kernel offsets:
@@ -45,6 +54,7 @@ Code paths, chosen by ``impl`` and the geometry, all giving the same numbers:
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -515,8 +525,22 @@ def _taps_corr(D, B, shifts, n, blas_ok):
     return xp.stack([Dn @ B[:, s:s + n].T for s in shifts])
 
 
+_told: list[str] = []
+
+
 def _blas_ok(*arrays) -> bool:
-    return blas.supports(*arrays)
+    """Whether the taps' GEMMs go straight to BLAS; when NumPy arrays that could cannot (no
+    BLAS found, or switched off), says why once (logger ``layerwise.conv``): they then run
+    through ``xp.matmul``, the same numbers, slower."""
+    if blas.supports(*arrays):
+        return True
+    import numpy as np
+    if (all(isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64) for a in arrays)
+            and blas.reason() not in _told):
+        _told.append(blas.reason())
+        logging.getLogger("layerwise.conv").info("conv2d: GEMMs through numpy.matmul, not BLAS directly: %s",
+                                                 blas.reason())
+    return False
 
 
 def _fwd_cftaps(x, W, ctx, out):
