@@ -113,8 +113,7 @@ class Trainer:
         self.losses: list[float] = []  # every training loss, in order (what resume must reproduce)
         self.history: list[dict[str, Any]] = []
         self._loss_avg, self._acc_avg = Average(), Average()
-        self._epoch_time = self._time_before = 0.0  # seconds of training steps in the current epoch
-        self._epoch_images = 0
+        self._epoch_time = 0.0  # seconds of training steps in the current epoch
         self.last_checkpoint: Path | None = None
         self.last_eval_error: str | None = None
         self.stop_training = False
@@ -138,7 +137,7 @@ class Trainer:
 
     def running(self) -> dict[str, float]:
         """This epoch so far: mean loss and accuracy, images and seconds of training steps."""
-        return {"loss": self._loss_avg.value, "acc": self._acc_avg.value, "images": self._epoch_images,
+        return {"loss": self._loss_avg.value, "acc": self._acc_avg.value, "images": self._loss_avg.count,
                 "time": self._epoch_time}
 
     def message(self, text: str) -> None:
@@ -182,7 +181,7 @@ class Trainer:
                 loss, correct, b = float(stats[0] / stats[2]), int(stats[1]), int(stats[2])
         logs: dict[str, Any] = {"loss": loss, "correct": correct, "batch": b, "lr": lr, "finite": bad is None}
         if bad is not None:
-            logs.update(nonfinite=bad, x=x, y=y, loss=math.nan)
+            logs.update(nonfinite=bad, x=x, y=y, loss=math.nan)  # also when only another rank was not finite
             return logs
         self.net.backward(self.criterion.backward())
         if self._dp is not None:
@@ -271,7 +270,7 @@ class Trainer:
 
     def _train_epoch(self) -> None:
         n_batches = len(self.train_loader)
-        t0 = time.perf_counter()
+        last = time.perf_counter()
         try:
             for xb, yb in self.train_loader:
                 logs = self.train_step(self._to_batch(xb), yb)
@@ -279,15 +278,15 @@ class Trainer:
                 self.losses.append(logs["loss"])
                 if logs["finite"]:
                     b = logs["batch"]  # over all ranks
-                    self._epoch_images += b
                     self._loss_avg.update(logs["loss"], b)
                     self._acc_avg.update(logs["correct"] / b, b)
-                self._epoch_time = self._time_before + time.perf_counter() - t0
+                now = time.perf_counter()
+                self._epoch_time, last = self._epoch_time + now - last, now
                 self.callbacks.on_step_end(self, logs)
                 if self._stop and self.batch_in_epoch < n_batches:
                     break  # after the last batch the loop ends by itself, so the loader closes its epoch
         finally:
-            self._time_before = self._epoch_time = self._time_before + time.perf_counter() - t0
+            self._epoch_time += time.perf_counter() - last
 
     def _end_epoch(self) -> None:
         row: dict[str, Any] = {"epoch": self.epoch + 1, "iteration": self.iteration,
@@ -311,8 +310,7 @@ class Trainer:
         row["img_per_s"] = round(self._loss_avg.count / max(self._epoch_time, 1e-9), 1)
         self.epoch += 1
         self.batch_in_epoch = 0
-        self._loss_avg, self._acc_avg, self._epoch_images = Average(), Average(), 0
-        self._epoch_time = self._time_before = 0.0
+        self._loss_avg, self._acc_avg, self._epoch_time = Average(), Average(), 0.0
         self.history.append(row)
         self.callbacks.on_epoch_end(self, row)
 
@@ -363,7 +361,7 @@ class Trainer:
             "callbacks": self.callbacks.state_dict(),
             "world_size": self.comm.size,
             "running": {"loss": self._loss_avg.state(), "acc": self._acc_avg.state(),
-                        "epoch_time": self._epoch_time, "epoch_images": self._epoch_images},
+                        "epoch_time": self._epoch_time},
             "history": self.history,
             "history_columns": _columns(self.history),
         })
@@ -423,8 +421,7 @@ class Trainer:
         run = meta.get("running", {})
         self._loss_avg = Average(*run.get("loss", (0.0, 0.0)))
         self._acc_avg = Average(*run.get("acc", (0.0, 0.0)))
-        self._epoch_time = self._time_before = float(run.get("epoch_time", 0.0))
-        self._epoch_images = int(run.get("epoch_images", 0))
+        self._epoch_time = float(run.get("epoch_time", 0.0))
         self.losses = [float(v) for v in tensors.get("train/losses", np.zeros(0))]
         self.history = order_rows(meta.get("history", []), meta.get("history_columns"))
         if self.epoch > self.epochs:
