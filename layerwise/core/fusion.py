@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..functional.workspace import Workspace
 from .layer import Layer, NamedParams
 
 log = logging.getLogger("layerwise.fusion")
@@ -138,12 +139,17 @@ __all__ = ["Match", "Step", "register_rule", "rules", "chain", "plan"]
 class FusedLayer(Layer):
     """Base of the fused layers: one forward and one backward over the params and buffers of
     ``parts`` (the layers it replaces, which stay the Net's children). Its train/eval mode is
-    that of its parts (the Net's ``train()``/``eval()`` reach the parts)."""
+    that of its parts (the Net's ``train()``/``eval()`` reach the parts).
+
+    ``workspace``: scratch reused across steps (``functional.workspace``); a Net hands its own
+    to every fused layer of its plan (one per Net tree: they run one at a time), and frees it
+    in eval mode. A fused layer used on its own has a workspace of its own."""
 
     num_inputs: int | None = None
 
     def __init__(self, *parts: Layer, name: str | None = None) -> None:
         self.parts = parts
+        self.workspace = Workspace()
         super().__init__(name=name or "+".join(p.name for p in parts))
 
     @property

@@ -205,6 +205,21 @@ class Layer:
         """Whether any param of this layer (or its children) needs a gradient."""
         return any(p.needs_grad for p in self.params())
 
+    # Layout hand-over: after planning, a Net asks each reader of a blob which convolution
+    # reads it (``input_conv``) and tells the blob's producer (``set_output_conv``), so a
+    # producer that can write its output straight into that convolution's input grid
+    # (``functional.conv.input_grid``) does, and the convolution copies nothing.
+    def input_conv(self, i: int = 0) -> Layer | None:
+        """The convolution that reads input ``i`` of this layer off a zero-gapped input grid
+        (``functional.conv.input_grid``), or None (the default: no such convolution)."""
+        return None
+
+    def set_output_conv(self, conv: Layer | None) -> None:
+        """Told by the Net which convolution reads this layer's (single) output, or None.
+        Layers that can write their output into that convolution's input grid remember it;
+        the default ignores it."""
+        return None
+
     def _forward(self, *xs: Array):
         raise NotImplementedError(f"{type(self).__name__} must implement _forward")
 

@@ -40,7 +40,7 @@ import numpy as np
 from ..backend import Array, Shape, get_array_module
 from ..functional.workspace import Workspace
 from . import fusion
-from .fusion import Step
+from .fusion import FusedLayer, Step
 from .layer import Layer, LossLayer
 
 
@@ -112,6 +112,7 @@ class Net(Layer):
         self.fusion_report: list[str] = []
         self._hooks: list[tuple[Any, int | None, str]] = []
         self.workspace = Workspace()    # scratch of the fused layers of this Net (they run one at a time)
+        self._output_conv: Layer | None = None   # the convolution that reads this Net's output (Net above)
 
     # ----------------------------------------------------------------- wiring
     def add(self, layer: Layer, inputs: str | Sequence[str] | None = None,
@@ -184,10 +185,58 @@ class Net(Layer):
         """What forward runs, in order: one Step per fused run of nodes or unfused node."""
         if self._steps is None:
             self._steps, self.fusion_report = fusion.plan(self.nodes, self.output_names, self.fuse)
-            for step in self._steps:
-                if step.fused and isinstance(getattr(step.layer, "workspace", None), Workspace):
-                    setattr(step.layer, "workspace", self.workspace)  # noqa: B010 (fused layers that use scratch)
+            self._share_workspace(self.workspace)
+            self._link_outputs()
         return self._steps
+
+    def _share_workspace(self, ws: Workspace) -> None:
+        """Use ``ws`` for this Net's fused layers and those of the Nets inside it: one
+        workspace per Net tree (its layers run one at a time), freed at once in eval mode."""
+        self.workspace = ws
+        for step in self._steps or ():
+            if isinstance(step.layer, FusedLayer):
+                step.layer.workspace = ws
+            elif isinstance(step.layer, Net):
+                step.layer._share_workspace(ws)
+
+    def _link_outputs(self) -> None:
+        """Tell each step which convolution reads its output (``Layer.set_output_conv``), so a
+        step that can write its output into that convolution's input grid does (no copy).
+        The readers are asked through ``Layer.input_conv``, which a nested Net answers from
+        its own plan, so the hand-over crosses block boundaries (ResNet's blocks are Nets).
+        A blob that is an output of this Net is linked by the Net above (``set_output_conv``)."""
+        steps = self._steps or []
+        readers: dict[str, list[tuple[Step, int]]] = {}
+        for step in steps:
+            for k, b in enumerate(step.inputs):
+                readers.setdefault(b, []).append((step, k))
+        outs = set(self.output_names)
+        for step in steps:
+            if len(step.outputs) != 1:
+                continue
+            b = step.outputs[0]
+            conv = self._output_conv if b in outs else None
+            if b not in outs:
+                for reader, k in readers.get(b, ()):
+                    conv = reader.layer.input_conv(k)
+                    if conv is not None:
+                        break
+            step.layer.set_output_conv(conv)
+
+    def input_conv(self, i: int = 0) -> Layer | None:
+        b = self.input_names[i]
+        for step in self.steps:
+            for k, name in enumerate(step.inputs):
+                if name == b:
+                    conv = step.layer.input_conv(k)
+                    if conv is not None:
+                        return conv
+        return None
+
+    def set_output_conv(self, conv: Layer | None) -> None:
+        self._output_conv = conv if len(self.output_names) == 1 else None
+        if self._steps is not None:
+            self._link_outputs()
 
     @property
     def fuse(self) -> bool:

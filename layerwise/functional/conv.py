@@ -62,9 +62,11 @@ from ..backend import Array, get_array_module
 from . import blas, cf_kernels
 from .im2col import IntPair, col2im, conv_output_size, im2col, pad2d, pair
 from .layout import from_cnhw, to_cnhw
+from .workspace import Workspace
 
 IMPLS = ("gemm", "im2col", "direct")
 METHODS = ("cf1x1", "cftaps", "cfshift", "cfim2col")   # the channels-first paths, also selectable by name
+GRID_IMPLS = ("gemm", "cftaps")   # the impls under which a stride-1 conv may read its input off a grid
 # below this many input channels a stride-1 convolution stacks its taps (cfshift/cfim2col)
 # instead of running one GEMM of depth C per tap (cftaps)
 TAPS_MIN_CHANNELS = 8
@@ -187,14 +189,14 @@ def conv2d_forward(x: Array, W: Array, b: Array | None = None, stride: IntPair =
     return y, (ctx if need_ctx else None)
 
 
-def conv2d_grad_buffer(ctx: ConvCtx) -> tuple[Array | None, Array | None]:
+def conv2d_grad_buffer(ctx: ConvCtx, ws: Workspace | None = None) -> tuple[Array | None, Array | None]:
     """``(buffer, view)``: where a layer computing this convolution's ``dy`` may write it so the
     backward reads it without a copy (``cftaps``: the zero-gapped grid the backward's GEMMs
     read; ``view`` is its (N, O, Ho, Wo) interior); ``(None, None)`` for the other methods.
     Pass the buffer to ``conv2d_backward(..., dy_grid=buffer)`` once ``view`` is filled."""
     if ctx.method != "cftaps":
         return None, None
-    return _tap_dy_grid(ctx, ctx.W.dtype)
+    return _tap_dy_grid(ctx, ctx.W.dtype, ws=ws)
 
 
 def conv2d_backward(dy: Array | None, ctx: ConvCtx, need_dx: bool = True, need_dW: bool = True, *,
@@ -432,30 +434,40 @@ def _tap_input(x, g: TapGrid):
     return Xg
 
 
-def _new_grid(xp, x_shape, g: TapGrid, dtype, x=None):
+def _new_grid(xp, x_shape, g: TapGrid, dtype, x=None, ws: Workspace | None = None, name: str = ""):
     """A ``(C, Ng)`` grid with zero gaps, and the (N, C, H, W) view of its interior (x copied
-    there when given, else unset)."""
+    there when given, else unset). With a workspace the grid is its buffer ``name``, zeroed
+    only when its shape changes: nothing writes the gaps, so they stay zero across steps and
+    the grid costs neither a zeroing pass nor fresh pages per step."""
     N, C, H, Wd = x_shape
     Sg = g.Hg * g.Wg
-    Xg = xp.empty((C, g.Ng), dtype=dtype)
-    Xg[:, :g.lead] = 0
-    Xg[:, g.lead + N * Sg:] = 0
-    cf_kernels.to_grid(Xg, g.lead, N, g.Hg, g.Wg, None if x is None else x.transpose(1, 0, 2, 3), H, Wd)
-    return Xg, from_cnhw(Xg[:, g.lead:g.lead + N * Sg].reshape(C, N, g.Hg, g.Wg)[:, :, :H, :Wd])
+    if ws is not None:
+        Xg = ws.get(name, (C, g.Ng), dtype, xp, zero=True)
+    else:
+        Xg = xp.empty((C, g.Ng), dtype=dtype)
+        Xg[:, :g.lead] = 0
+        Xg[:, g.lead + N * Sg:] = 0
+    view = from_cnhw(Xg[:, g.lead:g.lead + N * Sg].reshape(C, N, g.Hg, g.Wg)[:, :, :H, :Wd])
+    if ws is None:
+        cf_kernels.to_grid(Xg, g.lead, N, g.Hg, g.Wg, None if x is None else x.transpose(1, 0, 2, 3), H, Wd)
+    elif x is not None:
+        view[...] = x
+    return Xg, view
 
 
 def _grid_of(x, g: TapGrid):
     """The ``(C, Ng)`` grid x is the interior of, if it is one with zero gaps; else None."""
     N, C, H, Wd = x.shape
-    root = x
-    while root.base is not None and hasattr(root.base, "base") and hasattr(root.base, "shape"):
-        root = root.base
+    owner = x
+    while owner.base is not None and hasattr(owner.base, "base") and hasattr(owner.base, "shape"):
+        owner = owner.base                     # the array owning the memory (a grid, or a workspace buffer)
     it = x.itemsize
     Sg = g.Hg * g.Wg
-    if (root.shape != (C, g.Ng) or root.dtype != x.dtype or not root.flags.c_contiguous
-            or x.strides != (Sg * it, g.Ng * it, g.Wg * it, it)
-            or _data_ptr(x) - _data_ptr(root) != g.lead * it):
+    start = _data_ptr(x) - _data_ptr(owner) - g.lead * it     # where the grid would begin in owner
+    if (owner.dtype != x.dtype or not owner.flags.c_contiguous or start < 0 or start % it
+            or start // it + C * g.Ng > owner.size or x.strides != (Sg * it, g.Ng * it, g.Wg * it, it)):
         return None
+    root = owner.reshape(-1)[start // it:start // it + C * g.Ng].reshape(C, g.Ng)
     V = root[:, g.lead:g.lead + N * Sg].reshape(C, N, g.Hg, g.Wg)
     if root[:, :g.lead].any() or root[:, g.lead + N * Sg:].any() or V[:, :, :H, Wd:].any() or V[:, :, H:].any():
         return None
@@ -466,18 +478,20 @@ def _data_ptr(a) -> int:
     return int(a.__array_interface__["data"][0]) if hasattr(a, "__array_interface__") else int(a.data.ptr)
 
 
-def input_grid(x_shape, w_shape, padding: IntPair = 0, dilation: IntPair = 1, dtype: Any = "float32", xp: Any = None):
+def input_grid(x_shape, w_shape, padding: IntPair = 0, dilation: IntPair = 1, dtype: Any = "float32", xp: Any = None,
+               ws: Workspace | None = None, name: str = "grid"):
     """``(grid, view)`` for a layer whose output ``x`` (of shape ``x_shape``) feeds a convolution
     of weight shape ``w_shape`` that runs ``cftaps``: writing x into ``view`` (an (N, C, H, W)
     strided view) lays it out as that convolution's input grid, so it reads x without a copy.
-    ``(None, None)`` when that convolution would not run ``cftaps`` (nothing gained)."""
+    ``(None, None)`` when that convolution would not run ``cftaps`` (nothing gained). With a
+    workspace, the grid is its buffer ``name`` (reused across steps; see ``_new_grid``)."""
     import numpy as np
     if conv2d_method(x_shape, w_shape, 1, padding, dilation) != "cftaps":
         return None, None
     g = tap_grid(x_shape, w_shape, pair(padding), pair(dilation))
     if g.lead == 0 and (g.Hg, g.Wg) == tuple(x_shape[2:]):
         return None, None                      # the conv reads a channels-first x in place anyway
-    return _new_grid(xp or np, x_shape, g, dtype)
+    return _new_grid(xp or np, x_shape, g, dtype, ws=ws, name=name)
 
 
 def _row_ptr(a) -> tuple[int, int]:
@@ -562,15 +576,20 @@ def _fwd_cftaps(x, W, ctx, out):
     return from_cnhw(Yg[:, :, :Ho, :Wo])
 
 
-def _tap_dy_grid(ctx, dtype, dy_maps=None):
+def _tap_dy_grid(ctx, dtype, dy_maps=None, ws: Workspace | None = None):
     """``dYg (O, om + Ng)``: zeros except where dy goes (``_tap_dy_view``), which holds
-    ``dy_maps`` (O, N, Ho, Wo) when given, else is left unset."""
+    ``dy_maps`` (O, N, Ho, Wo) when given, else is left unset. With a workspace the grid is
+    its buffer for this shape (one per geometry: a dy grid lives only through one layer's
+    backward), zeroed only when first made."""
     xp = get_array_module(ctx.W)
     N = ctx.x_shape[0]
     O = ctx.W.shape[0]
     g = tap_grid(ctx.x_shape, ctx.W.shape, ctx.padding, ctx.dilation)
     om, Sg = g.offsets[-1], g.Hg * g.Wg
     Ho, Wo = conv2d_output_shape(ctx.x_shape, ctx.W.shape, ctx.stride, ctx.padding, ctx.dilation)[2:]
+    if ws is not None and dy_maps is None:
+        dYg = ws.get(f"conv.dy_grid:{N}x{O}x{g.Hg}x{g.Wg}+{om}:{Ho}x{Wo}", (O, om + g.Ng), dtype, xp, zero=True)
+        return dYg, _tap_dy_view(dYg, ctx)
     dYg = xp.empty((O, om + g.Ng), dtype=dtype)
     dYg[:, :om] = 0
     dYg[:, om + N * Sg:] = 0

@@ -6,7 +6,7 @@ import math
 from .. import init
 from ..backend import Shape
 from ..core import Layer, register
-from ..functional.conv import IMPLS, METHODS, conv2d_backward, conv2d_forward, conv2d_grad_buffer
+from ..functional.conv import GRID_IMPLS, IMPLS, METHODS, conv2d_backward, conv2d_forward, conv2d_grad_buffer
 from ..functional.im2col import conv_output_size, pair
 
 __all__ = ["Conv2d"]
@@ -111,6 +111,13 @@ class Conv2d(Layer):
     def _backward(self, dy):
         return self.backward_cf(dy, self.cache["ctx"], need_dx=self.needs_input_grad(0))
 
+    def input_conv(self, i: int = 0) -> Conv2d | None:
+        """Itself when it may read its input off a zero-gapped grid written by the layer
+        before (stride 1, groups 1; ``functional.conv.input_grid`` decides per shape)."""
+        if i == 0 and self.stride == (1, 1) and self.groups == 1 and self.impl in GRID_IMPLS:
+            return self
+        return None
+
     # The fused layers (``layers.fused``) call these, so they run the layer's own math.
     def forward_cf(self, x, crop: bool = True, weight=None, bias=None):
         """``(y, ctx)`` of the convolution (ctx None when nothing is cached); ``crop=False``
@@ -121,9 +128,10 @@ class Conv2d(Layer):
         return conv2d_forward(x, W, b, self.stride, self.padding, self.dilation, self.groups, impl=self.impl,
                               need_ctx=self.cache_enabled, crop=crop)
 
-    def grad_buffer(self, ctx):
-        """``(buffer, view)`` to write dy into for ``backward_cf(..., dy_grid=buffer)``, or (None, None)."""
-        return conv2d_grad_buffer(ctx)
+    def grad_buffer(self, ctx, workspace=None):
+        """``(buffer, view)`` to write dy into for ``backward_cf(..., dy_grid=buffer)``, or (None, None);
+        the buffer comes from ``workspace`` when given (reused across steps: its zeros stay)."""
+        return conv2d_grad_buffer(ctx, workspace)
 
     def backward_cf(self, dy, ctx, need_dx: bool = True, dy_grid=None, crop: bool = True):
         """The backward of ``forward_cf``: adds the param grads, returns dx (None when not needed)."""

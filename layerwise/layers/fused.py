@@ -28,15 +28,29 @@ __all__ = ["BatchNormReLU", "BatchNormAddReLU", "ConvBatchNorm"]
 
 def _consumer_grid(layer, y_shape, dtype, xp):
     """The (N, C, H, W) view to write a fused layer's output into: the interior of the input
-    grid of the convolution that reads it (``layer.out_conv``, set by the fusion rule), so that
-    convolution needs no copy of its input (``functional.conv.input_grid``); None otherwise."""
-    conv = getattr(layer, "out_conv", None)
+    grid of the convolution that reads it (``layer.out_conv``, told by the Net: see
+    ``Layer.set_output_conv``), so that convolution needs no copy of its input
+    (``functional.conv.input_grid``); None otherwise. While training, the grid is a buffer
+    of the layer's workspace, kept across steps (its zero gaps are written once)."""
+    conv = layer.out_conv
     if conv is None or getattr(conv, "weight", None) is None or conv.weight.data.dtype != dtype:
         return None
-    return input_grid(tuple(y_shape), conv.weight.shape, conv.padding, conv.dilation, dtype, xp)[1]
+    ws = layer.workspace if layer.cache_enabled else None
+    return input_grid(tuple(y_shape), conv.weight.shape, conv.padding, conv.dilation, dtype, xp, ws=ws,
+                      name=f"conv.input_grid:{id(conv)}")[1]
 
 
-class BatchNormReLU(FusedLayer):
+class _GridWriter(FusedLayer):
+    """A fused layer that can write its output into the input grid of the convolution that
+    reads it (``out_conv``)."""
+
+    out_conv: Conv2d | None = None
+
+    def set_output_conv(self, conv) -> None:
+        self.out_conv = conv if isinstance(conv, Conv2d) else None
+
+
+class BatchNormReLU(_GridWriter):
     """BatchNorm2d followed by ReLU in one pass.
 
     Forward:  y = max(weight * (x - mean) * invstd + bias, 0).
@@ -58,7 +72,6 @@ class BatchNormReLU(FusedLayer):
     def __init__(self, bn: BatchNorm2d, relu: ReLU, *, name: str | None = None) -> None:
         super().__init__(bn, relu, name=name)
         self.bn = bn
-        self.out_conv: Conv2d | None = None      # the convolution reading the output (fusion rule)
 
     def _output_shape(self, shape: Shape) -> Shape:
         return self.bn.setup(shape)
@@ -72,7 +85,7 @@ class BatchNormReLU(FusedLayer):
         return self.bn.backward_cf(dy, self.cache["ctx"], need_dx=self.needs_input_grad(0))[0]
 
 
-class BatchNormAddReLU(FusedLayer):
+class BatchNormAddReLU(_GridWriter):
     """BatchNorm2d, then the sum with a residual ``r``, then ReLU, in one pass (ResNet's block end).
 
     Forward:  y = max(BN(x) + r, 0).
@@ -87,7 +100,6 @@ class BatchNormAddReLU(FusedLayer):
     def __init__(self, bn: BatchNorm2d, add: Eltwise, relu: ReLU, *, name: str | None = None) -> None:
         super().__init__(bn, add, relu, name=name)
         self.bn = bn
-        self.out_conv: Conv2d | None = None
 
     def _output_shape(self, shape: Shape, r_shape: Shape) -> Shape:
         out = self.bn.setup(shape)
@@ -107,7 +119,7 @@ class BatchNormAddReLU(FusedLayer):
                                    need_dr=self.needs_input_grad(1))
 
 
-class ConvBatchNorm(FusedLayer):
+class ConvBatchNorm(_GridWriter):
     """Conv2d, then BatchNorm2d, then optionally ReLU, or the sum with a residual ``r`` and ReLU.
 
     Forward (training, or eval with gradients): z = conv(x); y = act(BN(z) [+ r]), BN reading
@@ -137,7 +149,9 @@ class ConvBatchNorm(FusedLayer):
         self.relu = relu is not None
         self.residual = add is not None
         self.num_inputs = 2 if self.residual else 1
-        self.out_conv: Conv2d | None = None
+
+    def input_conv(self, i: int = 0) -> Conv2d | None:
+        return self.conv.input_conv(i) if i == 0 else None
 
     def _output_shape(self, shape: Shape, r_shape: Shape | None = None) -> Shape:
         out = self.bn.setup(self.conv.setup(shape))
@@ -177,31 +191,13 @@ class ConvBatchNorm(FusedLayer):
         need_dr = self.residual and self.needs_input_grad(1)
         dx = dr = None
         if need_dx or self.conv.needs_param_grads():
-            buf, view = self.conv.grad_buffer(cctx)
+            buf, view = self.conv.grad_buffer(cctx, self.workspace)
             dz, dr = self.bn.backward_cf(dy, bctx, need_dx=True, need_dr=need_dr, out=view)
             dx = self.conv.backward_cf(None if buf is not None else dz, cctx, need_dx=need_dx, dy_grid=buf,
                                        crop=False)
         else:
             _, dr = self.bn.backward_cf(dy, bctx, need_dx=False, need_dr=need_dr)
         return (dx, dr) if self.residual else dx
-
-
-def _feeding_conv(nodes, blob):
-    """A plain stride-1 Conv2d (groups 1) among the readers of ``blob``, else None."""
-    for n in nodes:
-        conv = n.layer
-        if (blob in n.inputs and type(conv) is Conv2d and conv.stride == (1, 1) and conv.groups == 1
-                and conv.impl in ("gemm", "cftaps")):
-            return conv
-    return None
-
-
-def _with_out_conv(match, nodes, i):
-    """Tell the fused layer of ``match`` which convolution reads its output (see _consumer_grid)."""
-    last = nodes[i + match.length - 1]
-    if match.layer is not None and len(last.outputs) == 1:
-        match.layer.out_conv = _feeding_conv(nodes, last.outputs[0])
-    return match
 
 
 def _plain_relu(layer) -> bool:
@@ -218,7 +214,7 @@ def _bn_add_relu(nodes, i, consumers, outs):
     bn, add, relu = (n.layer for n in nodes[i:i + 3])
     if not (_bn2d(bn) and _plain_relu(relu) and _plain_sum(nodes[i + 1])):
         return None
-    return _with_out_conv(Match(BatchNormAddReLU(bn, add, relu), 3), nodes, i)
+    return Match(BatchNormAddReLU(bn, add, relu), 3)
 
 
 def _bn_relu(nodes, i, consumers, outs):
@@ -227,7 +223,7 @@ def _bn_relu(nodes, i, consumers, outs):
     bn, relu = nodes[i].layer, nodes[i + 1].layer
     if not (_bn2d(bn) and _plain_relu(relu)):
         return None
-    return _with_out_conv(Match(BatchNormReLU(bn, relu), 2), nodes, i)
+    return Match(BatchNormReLU(bn, relu), 2)
 
 
 def _conv_bn(nodes, i, consumers, outs):
@@ -240,10 +236,10 @@ def _conv_bn(nodes, i, consumers, outs):
     tail = nodes[i + 2:i + 4]
     if (chain(nodes, i, (Conv2d, BatchNorm2d, Eltwise, ReLU), consumers, outs) and _plain_relu(tail[1].layer)
             and _plain_sum(nodes[i + 2])):
-        return _with_out_conv(Match(ConvBatchNorm(conv, bn, tail[1].layer, tail[0].layer), 4), nodes, i)
+        return Match(ConvBatchNorm(conv, bn, tail[1].layer, tail[0].layer), 4)
     if chain(nodes, i, (Conv2d, BatchNorm2d, ReLU), consumers, outs) and _plain_relu(tail[0].layer):
-        return _with_out_conv(Match(ConvBatchNorm(conv, bn, tail[0].layer), 3), nodes, i)
-    return _with_out_conv(Match(ConvBatchNorm(conv, bn), 2), nodes, i)
+        return Match(ConvBatchNorm(conv, bn, tail[0].layer), 3)
+    return Match(ConvBatchNorm(conv, bn), 2)
 
 
 def _plain_sum(node) -> bool:

@@ -53,7 +53,6 @@ from ..backend import Array, Shape, get_array_module
 from ..core.fusion import FusedLayer, Match, register_rule
 from ..functional import cnhw
 from ..functional.layout import from_cnhw, to_cnhw
-from ..functional.workspace import Workspace
 from ..layers.batchnorm import BatchNorm2d
 from ..layers.conv import Conv2d
 from .dense_block import DenseBlock, Transition
@@ -103,13 +102,12 @@ def _check_dtype(layer, x, param) -> None:
 
 
 class _FusedDenseNetPart(FusedLayer):
-    """Shared by the fused block and transition: a workspace (the Net hands in its own)."""
+    """Shared by the fused block and transition (their scratch is ``FusedLayer.workspace``)."""
 
     num_inputs = 1
 
     def __init__(self, part, *, name: str | None = None) -> None:
         super().__init__(part, name=name)
-        self.workspace = Workspace()
 
     def _output_shape(self, shape: Shape) -> Shape:
         return self.parts[0].setup(shape)

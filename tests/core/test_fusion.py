@@ -107,7 +107,8 @@ def test_fused_output_is_written_into_the_next_convs_grid(rng, backend):
     Xg = net.steps[1].layer.cache["conv"].saved["Xg"]
     assert not y1.flags.c_contiguous and np.shares_memory(y1, Xg)
     g = fconv.tap_grid(y1.shape, (8, 8, 3, 3), (1, 1), (1, 1))
-    assert fconv._grid_of(y1, g) is Xg
+    G = fconv._grid_of(y1, g)
+    assert G is not None and G.shape == Xg.shape and fconv._data_ptr(G) == fconv._data_ptr(Xg)
     Xg[0, 0] = 1.0                                          # a gap that is not zero: not a grid
     assert fconv._grid_of(y1, g) is None
     np.testing.assert_array_equal(fconv._tap_input(y1, g)[:, g.lead:], Xg[:, g.lead:])
@@ -254,3 +255,73 @@ def test_hooks_see_every_step_with_paths_and_leaves(rng):
     assert rec2.events == [("f", "conv", True), ("f", "block", True)]
     net.forward(x)                                        # outside the block: no hooks left behind
     assert len(rec2.events) == 2 and not net._hooks and not inner._hooks
+
+
+def _two_blocks(fuse, c=8):
+    """Two ResNet blocks, each a nested Net (as models.resnet builds them), and a head."""
+    top = Net(inputs="x", fuse=fuse)
+    top.add(lw.Conv2d(c, 3, padding=1, bias=False), "x", "c0", name="conv0")
+    top.add(lw.BatchNorm2d(), "c0", "b0", name="bn0")
+    top.add(lw.ReLU(), "b0", "r0", name="relu0")
+    top.add(_block(fuse, c), "r0", "y1", name="block1")
+    top.add(_block(fuse, c), "y1", "y2", name="block2")
+    top.add(lw.GlobalAvgPool2d(), "y2", "p", name="pool")
+    return top
+
+
+def test_block_output_is_written_into_the_next_blocks_conv_grid(rng, backend):
+    """The Net links producers to the convolution that reads their output across nested Nets
+    (Layer.input_conv / set_output_conv): block1's last fused layer writes into block2's conv1
+    grid, the stem into block1's; the top Net's output is linked to nothing."""
+    net = _two_blocks(True)
+    x = rng.standard_normal((2, 8, 5, 6)).astype(np.float32)
+    net.setup(x.shape)
+    b1, b2 = net["block1"], net["block2"]
+    assert net.input_conv(0) is net["conv0"]
+    assert b2.input_conv(0) is b2["conv1"]
+    assert net.steps[0].layer.out_conv is b1["conv1"]
+    assert b1.steps[-1].layer.out_conv is b2["conv1"]
+    assert b2.steps[-1].layer.out_conv is None
+    seen = {}
+
+    class Grab(NetHook):
+        def after_forward(self, path, st, ys, leaf):
+            seen[path] = ys[0]
+    with net.hooks(Grab()):
+        net.forward(x)
+    Xg = b2.steps[0].layer.cache["conv"].saved["Xg"]
+    assert np.shares_memory(seen["block1"], Xg)
+    # every Net of the tree shares one workspace, which eval() frees
+    assert b1.workspace is net.workspace and b2.steps[0].layer.workspace is net.workspace
+    assert len(net.workspace) > 0
+    net.eval()
+    assert len(net.workspace) == 0
+    net.forward(x)
+    assert len(net.workspace) == 0          # inference keeps no scratch between calls
+
+
+def test_grids_are_reused_across_steps_and_give_the_unfused_numbers(rng, backend):
+    """Training steps reuse the same input and gradient grids (their zero gaps written once),
+    and the numbers of every step equal the unfused Net's: forward, input and param grads."""
+    ref, fused = _two_blocks(False), _two_blocks(True)
+    shape = (3, 8, 5, 6)
+    for n in (ref, fused):
+        n.setup(shape, dtype=np.float64)
+    _perturb(ref, rng)
+    fused.load_state_dict(ref.state_dict())
+    ptrs = []
+    for it in range(3):
+        x = rng.standard_normal(shape)
+        dy = rng.standard_normal((3, 8, 1, 1))
+        outs = []
+        for n in (ref, fused):
+            n.zero_grad()
+            y = n.forward(x)
+            dx = n.backward(dy)
+            outs.append((y, dx, {k: p.grad.copy() for k, p in n.named_params().items()}))
+        np.testing.assert_allclose(outs[1][0], outs[0][0], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(outs[1][1], outs[0][1], rtol=1e-10, atol=1e-10)
+        for k, g in outs[0][2].items():
+            np.testing.assert_allclose(outs[1][2][k], g, rtol=1e-10, atol=1e-10, err_msg=k)
+        ptrs.append({k: b.__array_interface__["data"][0] for k, b in fused.workspace._bufs.items()})
+    assert ptrs[1] == ptrs[2] and any("input_grid" in k[0] for k in ptrs[2]) and any("dy_grid" in k[0] for k in ptrs[2])
