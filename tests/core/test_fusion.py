@@ -176,6 +176,40 @@ def test_bn_act_numba_and_numpy_kernels_agree(rng):
     assert (outs["numpy"][0] == 0).any() and (outs["numpy"][0] > 0).any()
 
 
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("gap", [0.5, np.inf, np.nan])
+def test_bn_act_sums_on_gapped_grids_read_by_planes(rng, residual, gap):
+    """Maps that are the interiors of grids (rows shorter than their stride; what a conv's output
+    and a gradient grid are) take the plane kernels: their statistics and backward sums equal
+    the NumPy reference's on the same values, whatever the gap columns hold (an inf or NaN
+    there sends them back to the row kernels)."""
+    if cnhw._nb is None:
+        pytest.skip("numba is not installed: only the NumPy kernels exist")
+    C, N, H, W = 3, 4, 5, 6
+
+    def grid():
+        g = np.full((C, N, H + 1, W + 2), gap, np.float32)
+        g[:, :, :H, :W] = rng.standard_normal((C, N, H, W))
+        return g[:, :, :H, :W]
+    x, dy = grid(), grid()
+    r = grid() if residual else None
+    assert bn_act._plane(dy, x, r) is not None and bn_act._plane(x, np.ascontiguousarray(x)) is None
+    s, t = rng.standard_normal(C).astype(np.float32), rng.standard_normal(C).astype(np.float32)
+    outs = {}
+    for b in ("numpy", "numba"):
+        old = cnhw.set_backend(b)
+        try:
+            mean, var, r1, r2 = np.empty(C), np.empty(C), np.empty(C), np.empty(C)
+            bn_act.stats(x, mean, var)
+            bn_act.backward_sums(dy, x, s, t, r, True, r1, r2)
+            outs[b] = (mean, var, r1, r2)
+        finally:
+            cnhw.set_backend(old)
+    for u, v in zip(outs["numpy"], outs["numba"]):
+        assert np.isfinite(v).all()
+        np.testing.assert_allclose(v, u, rtol=1e-5, atol=1e-5)
+
+
 def test_fusion_respects_blobs_read_elsewhere_and_net_outputs(rng):
     net = Net(inputs="x", outputs=("b", "r"))
     net.add(lw.BatchNorm2d(), "x", "b", name="bn")       # "b" is a net output: must exist
@@ -310,7 +344,7 @@ def test_grids_are_reused_across_steps_and_give_the_unfused_numbers(rng, backend
     _perturb(ref, rng)
     fused.load_state_dict(ref.state_dict())
     ptrs = []
-    for it in range(3):
+    for _ in range(3):
         x = rng.standard_normal(shape)
         dy = rng.standard_normal((3, 8, 1, 1))
         outs = []
