@@ -10,6 +10,7 @@ library, one thread pool) and calls it through ``ctypes`` on raw pointers.
 
     gemm(ta, tb, m, n, k, A, lda, B, ldb, beta, C, ldc, dtype)    # pointers (ints), row-major
     parallel(fn, n)                  # fn(lo, hi) on a split of range(n), one part per thread
+    parallel_chunks(fn, nchunks)     # fn(chunk, thread), chunks handed to whichever thread is free
 
 Threads: a GEMM of 16 x 16 x 40k is too small for OpenBLAS's own threads to pay (they hand
 work over and spin after every call; on these 2-vCPU machines 9 such calls ran 2x slower
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import itertools
 import os
 import threading
 from collections.abc import Callable
@@ -185,19 +187,20 @@ def num_threads() -> int:
     return max(1, int(b.get_threads())) if b.get_threads is not None else 1
 
 
-def parallel(fn: Callable[[int, int, int], None], n: int, nparts: int | None = None) -> None:
+def parallel(fn: Callable[[int, int, int], None], n: int, nparts: int | None = None, *,
+             one_blas_thread: bool = False) -> None:
     """Run ``fn(lo, hi, part)`` over ``nparts`` (default ``parts(n)``) contiguous parts of
-    ``range(n)``, one per thread, with OpenBLAS on one thread inside each part. Exceptions
-    propagate."""
+    ``range(n)``, one per thread, with OpenBLAS on one thread inside each part (with a single
+    part OpenBLAS keeps its threads, unless ``one_blas_thread``). Exceptions propagate."""
     b = _blas()
     k = parts(n) if nparts is None else max(1, int(nparts))
-    if k == 1:
+    if k == 1 and not one_blas_thread:
         fn(0, n, 0)
         return
     with b.lock:
         blas_threads = b.get_threads() if b.get_threads is not None else 1
         bounds = [n * i // k for i in range(k + 1)]
-        if b.pool is None or b.pool_size < k - 1:
+        if k > 1 and (b.pool is None or b.pool_size < k - 1):
             if b.pool is not None:
                 b.pool.shutdown(wait=True)
             b.pool = ThreadPoolExecutor(k - 1, thread_name_prefix="layerwise-blas")
@@ -205,7 +208,8 @@ def parallel(fn: Callable[[int, int, int], None], n: int, nparts: int | None = N
         if b.set_threads is not None and blas_threads != 1:
             b.set_threads(1)
         try:
-            futures = [b.pool.submit(fn, bounds[i], bounds[i + 1], i) for i in range(1, k)]
+            pool = b.pool
+            futures = [] if pool is None else [pool.submit(fn, bounds[i], bounds[i + 1], i) for i in range(1, k)]
             try:
                 fn(bounds[0], bounds[1], 0)
             finally:
@@ -216,6 +220,25 @@ def parallel(fn: Callable[[int, int, int], None], n: int, nparts: int | None = N
                 b.set_threads(blas_threads)
 
 
+def parallel_chunks(fn: Callable[[int, int], None], nchunks: int, nthreads: int | None = None) -> None:
+    """Run ``fn(chunk, thread)`` for every chunk in ``range(nchunks)`` on ``nthreads`` threads
+    (default ``num_threads()``, at most ``nchunks``), OpenBLAS on one thread inside each. The
+    chunks are handed out one at a time, in order, to whichever thread is free: a thread
+    slowed by another process on its core takes fewer chunks instead of keeping the others
+    waiting at the end (equal fixed parts left one thread idle for ~10 ms a LeNet step).
+    ``thread`` in ``[0, nthreads)`` says which thread runs the chunk (for per-thread scratch)."""
+    k = max(1, min(num_threads() if nthreads is None else int(nthreads), nchunks))
+    ticket = itertools.count()            # next() on a count is atomic under the GIL
+
+    def run(lo: int, hi: int, thread: int) -> None:
+        while True:
+            chunk = next(ticket)
+            if chunk >= nchunks:
+                return
+            fn(chunk, thread)
+    parallel(run, k, k, one_blas_thread=True)
+
+
 MIN_PART = 2048   # columns: below this a part's GEMMs are too small to pay for a thread
 
 
@@ -224,5 +247,5 @@ def parts(n: int) -> int:
     return max(1, min(num_threads(), n // MIN_PART))
 
 
-__all__ = ["available", "set_enabled", "reason", "library", "supports", "gemm", "parallel", "parts", "num_threads",
-           "set_num_threads"]
+__all__ = ["available", "set_enabled", "reason", "library", "supports", "gemm", "parallel", "parallel_chunks", "parts",
+           "num_threads", "set_num_threads"]
