@@ -415,3 +415,26 @@ def test_blas_parallel_chunks_runs_every_chunk_once_and_propagates_errors():
             blas.parallel_chunks(boom, 8)
     finally:
         blas.set_num_threads(old)
+
+
+@pytest.mark.parametrize("W", [8, 16, 24, 6])
+def test_max_pool_2x2_kernels_match_the_reference_for_every_row_length(backend, rng, W):
+    """2x2 / stride 2 pooling runs one of two kernels by Wo % 8 (which one LLVM vectorises):
+    both against the NumPy reference, with ties, NaNs (last NaN of a window wins) and -inf."""
+    from layerwise.functional import cf_kernels
+    for dt in (np.float32, np.float64):
+        x = rng.integers(-2, 3, size=(6, 6, W)).astype(dt)
+        x[0, 0, 0] = np.nan
+        x[1, :2, :2] = [[np.nan, 1], [np.nan, 0]]
+        x[2, 2:4, 2:4] = -np.inf
+        x[3, 0, 1] = np.nan
+        y, arg = np.empty((6, 3, W // 2), dt), np.empty((6, 3, W // 2), np.int8)
+        cf_kernels.maxpool_forward(x, y, arg, (2, 2), (2, 2), (0, 0))
+        y_ref, arg_ref = np.empty_like(y), np.empty((6, 3, W // 2), np.int32)
+        cf_kernels._np_maxpool_forward(x, y_ref, arg_ref, (2, 2), (2, 2), (0, 0))
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(arg, arg_ref)
+        assert arg[1, 0, 0] == 2 and arg[0, 0, 0] == 0 and arg[3, 0, 0] == 1
+        y2 = np.empty_like(y)
+        cf_kernels.maxpool_forward(x, y2, None, (2, 2), (2, 2), (0, 0))     # inference: maxima alone
+        np.testing.assert_array_equal(y2, y_ref)
