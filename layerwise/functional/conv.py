@@ -182,8 +182,9 @@ def conv2d_forward(x: Array, W: Array, b: Array | None = None, stride: IntPair =
     ctx = ConvCtx(W, tuple(x.shape), st, pd, dl, groups, b is not None, method)
     ctx.saved["keep"] = need_ctx
     ctx.saved["crop"] = crop
+    ctx.saved["b"] = b                  # a method that adds the bias inside its GEMM pops it
     y = _FORWARD[method](x, W, ctx, (Ho, Wo))
-    if b is not None:
+    if ctx.saved.pop("b", None) is not None:
         Y = y.transpose(1, 0, 2, 3)
         if Y.flags.c_contiguous:
             Y.reshape(O, -1)[...] += b.reshape(O, 1)                           # y is a view of (O, N*Ho*Wo)
@@ -228,8 +229,8 @@ def conv2d_backward(dy: Array | None, ctx: ConvCtx, need_dx: bool = True, need_d
         raise ValueError("conv2d_backward: give dy, or dy_grid (the buffer of conv2d_grad_buffer with dy in it)")
     ctx.saved["crop_dx"] = crop
     dx, dW = _BACKWARD[ctx.method](dy, ctx, need_dx, need_dW)
-    db = None
-    if ctx.has_bias and need_dW:
+    db = ctx.saved.pop("db", None)      # a method that summed dy inside its GEMM left it here
+    if db is None and ctx.has_bias and need_dW:
         Y = dy.transpose(1, 0, 2, 3)
         if Y.flags.c_contiguous:
             db = Y.reshape(dy.shape[1], -1).sum(axis=1)
@@ -697,38 +698,57 @@ def _fwd_cfim2col(x, W, ctx, out):
     return from_cnhw(Y.reshape(O, ctx.x_shape[0], *out))
 
 
-def _block_views(buf, nb, N, shape6):
-    """Per-thread views of the scratch ``buf (threads, size)`` as ``(C, kh, kw, B, Ho, Wo)``
-    blocks: ``views[t][0]`` for full blocks of nb images, ``views[t][1]`` for the last one."""
+def _block_views(buf, nb, N, shape6, ones):
+    """Per-thread views of the scratch ``buf (threads, size)``: ``views[t][last]`` is
+    ``(cols, mat)``, the block's columns as ``(C, kh, kw, B, Ho, Wo)`` and the matrix the GEMMs
+    read, ``(C*kh*kw + ones, B*Ho*Wo)`` (with ``ones``, a last row the caller sets to 1: the
+    bias column of the weight multiplies it, or it sums dy), for B = nb (``last`` False) or
+    the images of the last block."""
     C, kh, kw, _, Ho, Wo = shape6
-    last = N - (N - 1) // nb * nb
-    return [(b[:C * kh * kw * nb * Ho * Wo].reshape(C, kh, kw, nb, Ho, Wo),
-             b[:C * kh * kw * last * Ho * Wo].reshape(C, kh, kw, last, Ho, Wo)) for b in buf]
+    K, L = C * kh * kw, Ho * Wo
+    out = []
+    for b in buf:
+        pair = []
+        for B in (nb, N - (N - 1) // nb * nb):
+            pair.append((b[:K * B * L].reshape(C, kh, kw, B, Ho, Wo), b[:(K + ones) * B * L].reshape(K + ones, B * L)))
+        out.append(tuple(pair))
+    return out
 
 
 def _fwd_cfim2col_blocks(x, W, ctx, out):
-    """``Y[:, block] = K @ cols(block)`` for each block of images, on our threads; only the
-    input is kept for the backward, which rebuilds each block's columns."""
+    """``Y[:, block] = [K | b] @ [cols(block); 1]`` for each block of images, on our threads (the
+    bias rides in the GEMM); only the input is kept for the backward, which rebuilds each
+    block's columns."""
     import numpy as np
     N, C = ctx.x_shape[:2]
     O, _, kh, kw = W.shape
     L = out[0] * out[1]
     K = C * kh * kw
+    b = ctx.saved.pop("b", None)
+    ones = int(b is not None)
     nb, nblocks = _blocking(ctx, out, x.itemsize)
     nt = min(blas.num_threads(), nblocks)
     X = _blocks_input(x)
-    Km = np.ascontiguousarray(W.reshape(O, K))
+    Km = np.empty((O, K + ones), dtype=x.dtype)
+    Km[:, :K] = W.reshape(O, K)
+    if b is not None:
+        Km[:, K] = b
     Y = np.empty((O, N * L), dtype=x.dtype)
-    views = _block_views(np.empty((nt, K * nb * L), dtype=x.dtype), nb, N, (C, kh, kw, nb, *out))
+    views = _block_views(np.empty((nt, (K + ones) * nb * L), dtype=x.dtype), nb, N, (C, kh, kw, nb, *out), ones)
+    for v in views:
+        v[0][1][K:] = 1
     fill = cf_kernels.im2col_blocks(X, (kh, kw), ctx.stride, ctx.dilation, ctx.padding)
     gemm, k0, y0, step, ld = blas.gemm, Km.ctypes.data, Y.ctypes.data, nb * L * x.itemsize, N * L
     dt = x.dtype.name
 
     def block(i, t):
-        cols = views[t][i == nblocks - 1]
-        n = cols.shape[3] * L
+        last = i == nblocks - 1
+        cols, mat = views[t][last]
+        if last:
+            mat[K:] = 1
         fill(cols, i * nb)
-        gemm(False, False, O, n, K, k0, K, cols.ctypes.data, n, 0.0, y0 + i * step, ld, dt)
+        n = mat.shape[1]
+        gemm(False, False, O, n, K + ones, k0, K + ones, mat.ctypes.data, n, 0.0, y0 + i * step, ld, dt)
     blas.parallel_chunks(block, nblocks, nt)
     if ctx.saved["keep"]:
         ctx.saved["X"] = X
@@ -763,8 +783,9 @@ def _bwd_cfim2col(dy, ctx, need_dx, need_dW):
 
 
 def _bwd_cfim2col_blocks(dy, ctx, need_dx, need_dW):
-    """Per block of images: rebuild its columns, ``dK += dY[:, block] cols^T`` (one sum per
-    thread), ``dcols = K^T dY[:, block]`` folded straight into that block's images of dX."""
+    """Per block of images: rebuild its columns, ``[dK | db] += dY[:, block] [cols; 1]^T`` (one
+    sum per thread; db only with a bias), ``dcols = K^T dY[:, block]`` folded straight into that
+    block's images of dX."""
     import numpy as np
     X, W = ctx.saved["X"], ctx.W
     N, C, H, Wd = ctx.x_shape
@@ -772,13 +793,18 @@ def _bwd_cfim2col_blocks(dy, ctx, need_dx, need_dW):
     out = dy.shape[2:]
     L = out[0] * out[1]
     K = C * kh * kw
+    ones = int(ctx.has_bias and need_dW)
     dY = to_cnhw(dy).reshape(O, N * L)
     nb, nblocks = _blocking(ctx, out, dy.itemsize)
     nt = min(blas.num_threads(), nblocks)
     shape6, geo = (C, kh, kw, nb, *out), ((kh, kw), ctx.stride, ctx.dilation, ctx.padding)
-    cols = _block_views(np.empty((nt, K * nb * L), dtype=dy.dtype), nb, N, shape6) if need_dW else None
-    dcols = _block_views(np.empty((nt, K * nb * L), dtype=dy.dtype), nb, N, shape6) if need_dx else None
-    G = np.zeros((nt, O, K), dtype=dy.dtype) if need_dW else None
+    cols = None
+    if need_dW:
+        cols = _block_views(np.empty((nt, (K + ones) * nb * L), dtype=dy.dtype), nb, N, shape6, ones)
+        for v in cols:
+            v[0][1][K:] = 1
+    dcols = _block_views(np.empty((nt, K * nb * L), dtype=dy.dtype), nb, N, shape6, 0) if need_dx else None
+    G = np.zeros((nt, O, K + ones), dtype=dy.dtype) if need_dW else None
     dX = np.empty((C, N, H, Wd), dtype=dy.dtype) if need_dx else None
     fill = cf_kernels.im2col_blocks(X, *geo) if need_dW else None
     fold = cf_kernels.col2im_blocks(dX, *geo) if dX is not None else None
@@ -789,17 +815,24 @@ def _bwd_cfim2col_blocks(dy, ctx, need_dx, need_dW):
     def block(i, t):
         last, dyb = i == nblocks - 1, d0 + i * step
         if cols is not None and fill is not None:
-            c = cols[t][last]
-            n = c.shape[3] * L
+            c, mat = cols[t][last]
+            if last:
+                mat[K:] = 1
             fill(c, i * nb)
-            gemm(False, True, O, K, n, dyb, ld, c.ctypes.data, n, 1.0, g0[t], K, dt)
+            n = mat.shape[1]
+            gemm(False, True, O, K + ones, n, dyb, ld, mat.ctypes.data, n, 1.0, g0[t], K + ones, dt)
         if dcols is not None and fold is not None:
-            c = dcols[t][last]
-            n = c.shape[3] * L
-            gemm(True, False, K, n, O, k0, K, dyb, ld, 0.0, c.ctypes.data, n, dt)
+            c, mat = dcols[t][last]
+            n = mat.shape[1]
+            gemm(True, False, K, n, O, k0, K, dyb, ld, 0.0, mat.ctypes.data, n, dt)
             fold(c, i * nb)
     blas.parallel_chunks(block, nblocks, nt)
-    dW = None if G is None else (G[0] if nt == 1 else G.sum(axis=0)).reshape(W.shape)
+    dW = None
+    if G is not None:
+        Gs = G[0] if nt == 1 else G.sum(axis=0)
+        dW = np.ascontiguousarray(Gs[:, :K]).reshape(W.shape)
+        if ones:
+            ctx.saved["db"] = Gs[:, K].copy()
     return (None if dX is None else from_cnhw(dX)), dW
 
 
