@@ -184,7 +184,8 @@ def conv2d_forward(x: Array, W: Array, b: Array | None = None, stride: IntPair =
     ctx.saved["crop"] = crop
     ctx.saved["b"] = b                  # a method that adds the bias inside its GEMM pops it
     y = _FORWARD[method](x, W, ctx, (Ho, Wo))
-    if ctx.saved.pop("b", None) is not None:
+    not_added = ctx.saved.pop("b", None) is not None
+    if b is not None and not_added:
         Y = y.transpose(1, 0, 2, 3)
         if Y.flags.c_contiguous:
             Y.reshape(O, -1)[...] += b.reshape(O, 1)                           # y is a view of (O, N*Ho*Wo)
