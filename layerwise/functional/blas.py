@@ -242,6 +242,9 @@ def parallel_chunks(fn: Callable[[int, int], None], nchunks: int, nthreads: int 
 
 
 MATMUL_SERIAL_FLOPS = 4 << 20   # below this a product runs as one GEMM on the calling thread
+# below this m*n*k, numpy.matmul: OpenBLAS runs such products on one thread itself (its
+# SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD), and ctypes' call costs more than the product
+SMALL_MNK = 65536 * 4
 MATMUL_CHUNKS = 2               # chunks per thread (handed out dynamically: a slowed thread takes fewer)
 
 
@@ -262,7 +265,8 @@ def matmul(A: Any, B: Any, out: Any = None, *, accumulate: bool = False) -> Any:
     one at a time (``parallel_chunks``), OpenBLAS on one thread inside each; one GEMM on the
     calling thread below ``MATMUL_SERIAL_FLOPS``. OpenBLAS's own threads synchronise after every
     call by spinning: with another process on one of the two cores, LeNet's 800x500 linear layer
-    took 24 ms instead of 1.4. Falls back to ``numpy.matmul`` where CBLAS cannot be called."""
+    took 24 ms instead of 1.4. ``numpy.matmul`` where CBLAS cannot be called and for products
+    below ``SMALL_MNK`` (m*n*k)."""
     m, k = A.shape
     n = B.shape[1]
     if out is None:
@@ -271,8 +275,8 @@ def matmul(A: Any, B: Any, out: Any = None, *, accumulate: bool = False) -> Any:
         raise ValueError(f"blas.matmul: shapes {A.shape} @ {B.shape} -> {None if out is None else out.shape} "
                          f"do not chain; accumulate=True needs out of shape ({m}, {n})")
     opa, opb = _operand(A), _operand(B)
-    if (not supports(A, B, out) or opa is None or opb is None or out.strides[1] != out.itemsize
-            or min(m, n, k) == 0):
+    if (m * n * k < SMALL_MNK or not supports(A, B, out) or opa is None or opb is None
+            or out.strides[1] != out.itemsize or min(m, n, k) == 0):
         if accumulate:
             out += A @ B
         else:

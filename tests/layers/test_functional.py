@@ -443,14 +443,16 @@ def test_max_pool_2x2_kernels_match_the_reference_for_every_row_length(backend, 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_blas_matmul_reads_transposed_operands_in_place_and_accumulates(monkeypatch, dtype, rng):
     """blas.matmul: row- and column-major operands, chunks by rows (tall out) or by columns
-    (wide out) over three threads, one GEMM below the cut-off, accumulate, and the NumPy
-    fallback for operands CBLAS cannot read (a strided view); shapes that do not chain raise."""
+    (wide out) over three threads, one GEMM below the cut-off, numpy.matmul for small products,
+    accumulate, and the NumPy fallback for operands CBLAS cannot read (a strided view); shapes
+    that do not chain raise."""
     from layerwise.functional import blas
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-4)
     old = blas.set_num_threads(3)
     try:
-        for cut in (0, 1 << 40):
-            monkeypatch.setattr(blas, "MATMUL_SERIAL_FLOPS", cut)
+        for serial, small in ((0, 0), (1 << 40, 0), (0, 1 << 40)):     # chunks, one GEMM, numpy.matmul
+            monkeypatch.setattr(blas, "MATMUL_SERIAL_FLOPS", serial)
+            monkeypatch.setattr(blas, "SMALL_MNK", small)
             for m, k, n in ((70, 9, 20), (6, 11, 90), (1, 5, 1)):
                 A, B = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
                 for a in (A, np.asfortranarray(A), np.repeat(A, 2, axis=1)[:, ::2]):

@@ -96,6 +96,7 @@ def chunked_gemms(monkeypatch):
     """Every product through blas.matmul's chunks over three threads (no serial cut-off)."""
     from layerwise.functional import blas
     monkeypatch.setattr(blas, "MATMUL_SERIAL_FLOPS", 0)
+    monkeypatch.setattr(blas, "SMALL_MNK", 0)
     old = blas.set_num_threads(3)
     yield
     blas.set_num_threads(old)

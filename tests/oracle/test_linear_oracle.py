@@ -49,6 +49,7 @@ def test_linear_by_chunked_blas_products_matches_torch(monkeypatch, dtype, rng):
     """The products split in chunks over two threads (as LeNet's 800 -> 500 layer runs)."""
     from layerwise.functional import blas
     monkeypatch.setattr(blas, "MATMUL_SERIAL_FLOPS", 0)
+    monkeypatch.setattr(blas, "SMALL_MNK", 0)
     old = blas.set_num_threads(2)
     try:
         x = rng.standard_normal((33, 20)).astype(dtype)
