@@ -87,7 +87,7 @@ class Linear(FloatInputs, Layer):
         k = self.in_features
         X = x.reshape(-1, k)  # (M, K)
         self.save(X=X)
-        Y = X @ self.weight.data.T  # (M, out)
+        Y = _matmul(X, self.weight.data.T)  # (M, out)
         if self.bias is not None:
             Y += self.bias.data
         return Y.reshape(self._out_shape)
@@ -95,9 +95,22 @@ class Linear(FloatInputs, Layer):
     def _backward(self, dy: Array) -> Array:
         X = self.cache["X"]
         dY = dy.reshape(-1, self.out_features)  # (M, out)
-        self.weight.grad += dY.T @ X  # (out, K)
+        _matmul(dY.T, X, self.weight.grad)  # (out, K), added into the grad
         if self.bias is not None:
             # float64 accumulator: a float32 column sum over M = N*T rows drifts as M grows
             self.bias.grad += dY.sum(axis=0, dtype=get_array_module(dY).float64).astype(dY.dtype, copy=False)
         assert self._in_shapes is not None   # set by the forward that backward follows
-        return (dY @ self.weight.data).reshape(self._in_shapes[0])
+        return _matmul(dY, self.weight.data).reshape(self._in_shapes[0])
+
+
+def _matmul(A: Array, B: Array, acc: Array | None = None) -> Array:
+    """``A @ B``, or ``acc += A @ B``: NumPy arrays through ``blas.matmul`` (our threads, in place
+    on transposed views), others (CuPy) through ``@``."""
+    import numpy as np
+    if isinstance(A, np.ndarray) and isinstance(B, np.ndarray) and (acc is None or isinstance(acc, np.ndarray)):
+        from ..functional import blas
+        return blas.matmul(A, B, acc, accumulate=acc is not None)
+    if acc is None:
+        return A @ B
+    acc += A @ B
+    return acc

@@ -39,6 +39,22 @@ def test_conv2d_taps_gradcheck(xs, o, k, p, d, rng):
             blas.set_enabled(old)
 
 
+
+@pytest.mark.parametrize("xs,o,k,s,p,d", [((3, 2, 8, 8), 3, 5, 1, 0, 1), ((2, 3, 5, 6), 4, 3, 1, 1, 1),
+                                           ((2, 2, 7, 6), 3, 3, 2, 1, 1), ((2, 2, 9, 8), 2, (3, 2), (2, 1), 2, 2)])
+def test_conv2d_cfim2col_gradcheck(monkeypatch, xs, o, k, s, p, d, rng):
+    """Channels-first im2col, by blocks of one image over two threads (BLAS) and with the full
+    columns (xp.matmul)."""
+    from layerwise.functional import blas, conv
+    monkeypatch.setattr(conv, "COLS_BLOCK_BYTES", 1)
+    for use_blas in (True, False):
+        old, old_n = blas.set_enabled(use_blas), blas.set_num_threads(2)
+        try:
+            gradcheck(Conv2d(o, k, s, p, d, impl="cfim2col"), rng.standard_normal(xs))
+        finally:
+            blas.set_enabled(old)
+            blas.set_num_threads(old_n)
+
 def test_conv2d_no_bias_gradcheck_and_param_names(rng):
     conv = Conv2d(3, 3, padding=1, bias=False)
     gradcheck(conv, rng.standard_normal((1, 2, 4, 4)))

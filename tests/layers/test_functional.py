@@ -298,3 +298,172 @@ def test_max_pool_kernels_ties_nan_and_windows_past_the_input(backend, rng, k, s
         i, j = divmod(int(arg[n, c, h, w]), kk[1])
         want[n, c, h * ss[0] + i, w * ss[1] + j] += dy[n, c, h, w]
     np.testing.assert_allclose(dx, want[:, :, pp[0]:pp[0] + 7, pp[1]:pp[1] + 8], rtol=1e-5, atol=1e-6)   # float32 sums
+
+
+@pytest.mark.parametrize("k,s,d,p", [((5, 5), (1, 1), (1, 1), (0, 0)), ((3, 3), (1, 1), (1, 1), (1, 1)),
+                                     ((3, 2), (2, 3), (2, 1), (2, 1)), ((3, 3), (2, 2), (1, 1), (1, 1))])
+def test_cf_block_kernels_match_the_full_kernels_on_the_padded_input(backend, rng, k, s, d, p):
+    """im2col/col2im over a block of images of the unpadded input (NumPy reference and Numba)
+    against the full-batch kernels on the zero-padded input: the same columns, the same fold
+    (cropped), other images untouched; for CNHW and NCHW memory orders."""
+    from layerwise.functional import cf_kernels
+    C, N, H, W = 2, 5, 9, 8
+    Hp, Wp = H + 2 * p[0], W + 2 * p[1]
+    Ho, Wo = conv_output_size(H, k[0], s[0], p[0], d[0]), conv_output_size(W, k[1], s[1], p[1], d[1])
+    for dt in (np.float64, np.float32):
+        X = rng.standard_normal((C, N, H, W)).astype(dt)
+        Xp = np.zeros((C, N, Hp, Wp), dt)
+        Xp[:, :, p[0]:p[0] + H, p[1]:p[1] + W] = X
+        full = cf_kernels.im2col(Xp, np.empty((C, *k, N, Ho, Wo), dt), k, s, d)
+        nchw = np.ascontiguousarray(X.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+        for n0, B in ((0, N), (1, 3), (4, 1)):
+            for src in (X, nchw):
+                cols = cf_kernels.im2col_block(src, np.full((C, *k, B, Ho, Wo), 7, dt), n0, k, s, d, p)
+                np.testing.assert_array_equal(cols, full[:, :, :, n0:n0 + B])
+            dcols = rng.standard_normal((C, *k, B, Ho, Wo)).astype(dt)
+            padded = np.zeros((C, *k, N, Ho, Wo), dt)
+            padded[:, :, :, n0:n0 + B] = dcols
+            want = cf_kernels.col2im(padded, np.zeros((C, N, Hp, Wp), dt), k, s, d)[:, :, p[0]:p[0] + H,
+                                                                                   p[1]:p[1] + W]
+            dX = cf_kernels.col2im_block(dcols, np.full((C, N, H, W), 5, dt), n0, k, s, d, p)
+            np.testing.assert_allclose(dX[:, n0:n0 + B], want[:, n0:n0 + B], rtol=1e-6 if dt == np.float32 else 1e-14)
+            assert (np.delete(dX, range(n0, n0 + B), axis=1) == 5).all()
+
+
+CFIM2COL_CASES = [  # (x shape, W shape, stride, padding, dilation)
+    ((5, 3, 12, 12), (4, 3, 5, 5), (1, 1), (0, 0), (1, 1)),    # LeNet-like: 5x5 on small maps
+    ((4, 1, 9, 9), (3, 1, 5, 5), (1, 1), (0, 0), (1, 1)),      # one input channel
+    ((3, 3, 8, 7), (4, 3, 3, 3), (1, 1), (1, 1), (1, 1)),      # a stem: 3 channels, padded
+    ((3, 4, 9, 8), (5, 4, 3, 3), (2, 2), (1, 1), (1, 1)),      # stride 2, padded
+    ((2, 2, 11, 10), (3, 2, 3, 2), (2, 3), (2, 1), (2, 1)),    # uneven stride, dilation, padding
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("xs,ws,s,p,d", CFIM2COL_CASES)
+def test_conv2d_cfim2col_blocks_threads_and_full_route_agree(monkeypatch, dtype, xs, ws, s, p, d, rng):
+    """cfim2col by blocks of images (one image a block over one and three threads, and the
+    default block size) and the full-columns route (no BLAS, or no Numba) give the direct
+    convolution's forward, dx, dW and db, also when only dx or only dW is asked for."""
+    from layerwise.functional import blas, cf_kernels, conv
+    x, W, b = (rng.standard_normal(sh).astype(dtype) for sh in (xs, ws, ws[:1]))
+    y0, c0 = conv2d_forward(x, W, b, s, p, d, impl="direct")
+    dy = rng.standard_normal(y0.shape).astype(dtype)
+    ref = (y0, *conv2d_backward(dy, c0))
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
+    blocks = blas.available() and cf_kernels.block_kernels_available(x)
+    routes = [(True, 1, 1), (True, 1, 3), (True, conv.COLS_BLOCK_BYTES, 2), (False, 1, 1)]
+    for use_blas, block_bytes, threads in routes:
+        monkeypatch.setattr(conv, "COLS_BLOCK_BYTES", block_bytes)
+        old_en, old_n = blas.set_enabled(use_blas), blas.set_num_threads(threads)
+        try:
+            for xin in (x, np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)):
+                y, ctx = conv2d_forward(xin, W, b, s, p, d, impl="cfim2col")
+                assert ("X" in ctx.saved) == (use_blas and blocks)       # blocks keep only the input
+                got = (y, *conv2d_backward(dy, ctx))
+                for r, a in zip(ref, got):
+                    assert a.dtype == dtype
+                    np.testing.assert_allclose(a, r, **tol)
+            dx, dW, db = conv2d_backward(dy, ctx, need_dW=False)
+            assert dW is None and db is None
+            np.testing.assert_allclose(dx, ref[1], **tol)
+            dx, dW, _ = conv2d_backward(dy, ctx, need_dx=False)
+            assert dx is None
+            np.testing.assert_allclose(dW, ref[2], **tol)
+        finally:
+            blas.set_enabled(old_en)
+            blas.set_num_threads(old_n)
+
+
+def test_cfim2col_backward_after_blas_is_switched_off_uses_the_full_route(rng):
+    """A forward run by blocks, then a backward with BLAS switched off: the same gradients."""
+    from layerwise.functional import blas
+    x, W = rng.standard_normal((3, 2, 9, 9)), rng.standard_normal((4, 2, 5, 5))
+    y, ctx = conv2d_forward(x, W, None, impl="cfim2col")
+    dy = rng.standard_normal(y.shape)
+    want = conv2d_backward(dy, conv2d_forward(x, W, None, impl="direct")[1])
+    old = blas.set_enabled(False)
+    try:
+        got = conv2d_backward(dy, ctx)
+    finally:
+        blas.set_enabled(old)
+    for r, a in zip(want[:2], got[:2]):
+        np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
+
+
+def test_blas_parallel_chunks_runs_every_chunk_once_and_propagates_errors():
+    import threading
+
+    from layerwise.functional import blas
+    seen, lock = [], threading.Lock()
+
+    def fn(chunk, thread):
+        with lock:
+            seen.append((chunk, thread))
+    old = blas.set_num_threads(3)
+    try:
+        blas.parallel_chunks(fn, 10)
+        assert sorted(c for c, _ in seen) == list(range(10)) and {t for _, t in seen} <= {0, 1, 2}
+        seen.clear()
+        blas.parallel_chunks(fn, 2)                   # fewer chunks than threads: two threads
+        assert sorted(seen)[0][0] == 0 and {t for _, t in seen} <= {0, 1}
+
+        def boom(chunk, thread):
+            if chunk == 4:
+                raise RuntimeError("chunk 4 failed")
+        with pytest.raises(RuntimeError, match="chunk 4"):
+            blas.parallel_chunks(boom, 8)
+    finally:
+        blas.set_num_threads(old)
+
+
+@pytest.mark.parametrize("W", [8, 16, 24, 6])
+def test_max_pool_2x2_kernels_match_the_reference_for_every_row_length(backend, rng, W):
+    """2x2 / stride 2 pooling runs one of two kernels by Wo % 8 (which one LLVM vectorises):
+    both against the NumPy reference, with ties, NaNs (last NaN of a window wins) and -inf."""
+    from layerwise.functional import cf_kernels
+    for dt in (np.float32, np.float64):
+        x = rng.integers(-2, 3, size=(6, 6, W)).astype(dt)
+        x[0, 0, 0] = np.nan
+        x[1, :2, :2] = [[np.nan, 1], [np.nan, 0]]
+        x[2, 2:4, 2:4] = -np.inf
+        x[3, 0, 1] = np.nan
+        y, arg = np.empty((6, 3, W // 2), dt), np.empty((6, 3, W // 2), np.int8)
+        cf_kernels.maxpool_forward(x, y, arg, (2, 2), (2, 2), (0, 0))
+        y_ref, arg_ref = np.empty_like(y), np.empty((6, 3, W // 2), np.int32)
+        cf_kernels._np_maxpool_forward(x, y_ref, arg_ref, (2, 2), (2, 2), (0, 0))
+        np.testing.assert_array_equal(y, y_ref)
+        np.testing.assert_array_equal(arg, arg_ref)
+        assert arg[1, 0, 0] == 2 and arg[0, 0, 0] == 0 and arg[3, 0, 0] == 1
+        y2 = np.empty_like(y)
+        cf_kernels.maxpool_forward(x, y2, None, (2, 2), (2, 2), (0, 0))     # inference: maxima alone
+        np.testing.assert_array_equal(y2, y_ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blas_matmul_reads_transposed_operands_in_place_and_accumulates(monkeypatch, dtype, rng):
+    """blas.matmul: row- and column-major operands, chunks by rows (tall out) or by columns
+    (wide out) over three threads, one GEMM below the cut-off, numpy.matmul for small products,
+    accumulate, and the NumPy fallback for operands CBLAS cannot read (a strided view); shapes
+    that do not chain raise."""
+    from layerwise.functional import blas
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-4)
+    old = blas.set_num_threads(3)
+    try:
+        for serial, small in ((0, 0), (1 << 40, 0), (0, 1 << 40)):     # chunks, one GEMM, numpy.matmul
+            monkeypatch.setattr(blas, "MATMUL_SERIAL_FLOPS", serial)
+            monkeypatch.setattr(blas, "SMALL_MNK", small)
+            for m, k, n in ((70, 9, 20), (6, 11, 90), (1, 5, 1)):
+                A, B = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+                for a in (A, np.asfortranarray(A), np.repeat(A, 2, axis=1)[:, ::2]):
+                    for b in (B, np.ascontiguousarray(B.T).T):
+                        np.testing.assert_allclose(blas.matmul(a, b), A @ B, **tol)
+                        acc = np.ones((m, n), dtype)
+                        assert blas.matmul(a, b, acc, accumulate=True) is acc
+                        np.testing.assert_allclose(acc, A @ B + 1, **tol)
+    finally:
+        blas.set_num_threads(old)
+    with pytest.raises(ValueError, match="do not chain"):
+        blas.matmul(np.ones((2, 3), dtype), np.ones((4, 2), dtype))
+    with pytest.raises(ValueError, match="accumulate=True needs out"):
+        blas.matmul(np.ones((2, 3), dtype), np.ones((3, 2), dtype), accumulate=True)

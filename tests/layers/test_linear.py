@@ -89,3 +89,47 @@ def test_gradcheck_small_mlp_of_this_family(rng):
     net = Sequential(Linear(6), TanH(), Linear(5), GELU(), Dropout(0.0), Linear(3), Softmax())
     report = gradcheck(net, rng.standard_normal((4, 2, 3)))
     assert len(report.entries) == 7  # the input and 3 x (weight, bias)
+
+
+@pytest.fixture
+def chunked_gemms(monkeypatch):
+    """Every product through blas.matmul's chunks over three threads (no serial cut-off)."""
+    from layerwise.functional import blas
+    monkeypatch.setattr(blas, "MATMUL_SERIAL_FLOPS", 0)
+    monkeypatch.setattr(blas, "SMALL_MNK", 0)
+    old = blas.set_num_threads(3)
+    yield
+    blas.set_num_threads(old)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_chunked_blas_products_and_the_numpy_route_agree(chunked_gemms, dtype, rng):
+    """Forward, dx and the accumulated dW through BLAS chunks over threads equal the plain
+    NumPy products (BLAS switched off), for a wide and a tall weight."""
+    from layerwise.functional import blas
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
+    for out, shape in ((37, (50, 3, 2, 2)), (5, (8, 40))):
+        x = rng.standard_normal(shape).astype(dtype)
+        got = []
+        for use_blas in (True, False):
+            old = blas.set_enabled(use_blas)
+            try:
+                fc = Linear(out)
+                fc.setup(x.shape, dtype=dtype, rng=np.random.default_rng(3))
+                y = fc.forward(x)
+                dy = np.random.default_rng(4).standard_normal(y.shape).astype(dtype)
+                dx = fc.backward(dy)
+                fc.forward(x)
+                fc.backward(dy)                          # grads accumulate over two passes
+                got.append((y, dx, fc.weight.grad.copy(), fc.bias.grad.copy()))
+            finally:
+                blas.set_enabled(old)
+        for a, b in zip(*got):
+            assert a.dtype == dtype
+            np.testing.assert_allclose(a, b, **tol)
+        X = x.reshape(shape[0], -1)
+        np.testing.assert_allclose(got[0][2], 2 * dy.T @ X, **tol)
+
+
+def test_gradcheck_through_chunked_blas_products(chunked_gemms, rng):
+    gradcheck(Linear(6), rng.standard_normal((9, 4)))

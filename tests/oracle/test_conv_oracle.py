@@ -43,6 +43,36 @@ def test_conv2d_matches_torch(xs, o, k, s, p, d, g, impl, dtype):
     assert_close(conv.bias.grad, tb.grad, what="db")
 
 
+
+@pytest.mark.torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("xs,o,k,s,p", [((4, 3, 12, 12), 5, 5, 1, 0), ((3, 1, 10, 10), 4, 5, 1, 0),
+                                         ((3, 3, 8, 7), 4, 3, 1, 1), ((3, 4, 9, 8), 5, 3, 2, 1)])
+def test_conv2d_cfim2col_by_blocks_matches_torch(monkeypatch, xs, o, k, s, p, dtype):
+    """Channels-first im2col run by blocks of one image over two threads (as LeNet's convs run)."""
+    torch = require_torch()
+    from layerwise.functional import blas, conv
+    monkeypatch.setattr(conv, "COLS_BLOCK_BYTES", 1)
+    old = blas.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(2)
+        x = rng.standard_normal(xs).astype(dtype)
+        layer = Conv2d(o, k, s, p, impl="cfim2col")
+        layer.setup(x.shape, dtype=dtype)
+        y = layer.forward(x)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        dx = layer.backward(dy)
+    finally:
+        blas.set_num_threads(old)
+    tx = to_torch(x, requires_grad=True)
+    tW, tb = to_torch(layer.weight.data, True), to_torch(layer.bias.data, True)
+    ty = torch.nn.functional.conv2d(tx, tW, tb, s, p)
+    ty.backward(to_torch(dy))
+    assert_close(y, ty, what="forward")
+    assert_close(dx, tx.grad, what="dx")
+    assert_close(layer.weight.grad, tW.grad, what="dW")
+    assert_close(layer.bias.grad, tb.grad, what="db")
+
 @pytest.mark.torch
 def test_conv2d_state_dict_loads_into_torch():
     torch = require_torch()

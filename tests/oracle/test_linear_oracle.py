@@ -41,3 +41,28 @@ def test_state_dict_loads_into_torch_linear(rng):
     ref = torch.nn.Linear(4, 3)
     ref.load_state_dict({k: to_torch(v) for k, v in fc.state_dict().items()})
     assert_close(y, ref(to_torch(x)), what="torch.nn.Linear with our state_dict")
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_linear_by_chunked_blas_products_matches_torch(monkeypatch, dtype, rng):
+    """The products split in chunks over two threads (as LeNet's 800 -> 500 layer runs)."""
+    from layerwise.functional import blas
+    monkeypatch.setattr(blas, "MATMUL_SERIAL_FLOPS", 0)
+    monkeypatch.setattr(blas, "SMALL_MNK", 0)
+    old = blas.set_num_threads(2)
+    try:
+        x = rng.standard_normal((33, 20)).astype(dtype)
+        fc = Linear(45)
+        y = fc.forward(x)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        dx = fc.backward(dy)
+    finally:
+        blas.set_num_threads(old)
+    xt = to_torch(x, requires_grad=True)
+    w, b = to_torch(fc.weight.data, requires_grad=True), to_torch(fc.bias.data, requires_grad=True)
+    torch.nn.functional.linear(xt, w, b).backward(to_torch(dy))
+    assert_close(y, torch.nn.functional.linear(to_torch(x), w, b), what="linear forward")
+    assert_close(dx, xt.grad, what="linear dx")
+    assert_close(fc.weight.grad, w.grad, what="linear dW")
+    assert_close(fc.bias.grad, b.grad, what="linear db")
