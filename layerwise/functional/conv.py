@@ -64,14 +64,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backend import Array, get_array_module
-from . import blas, cf_kernels
+from . import blas, cf_kernels, winograd
 from .im2col import IntPair, col2im, conv_output_size, im2col, pad2d, pair
 from .layout import from_cnhw, to_cnhw
 from .workspace import Workspace
 
 IMPLS = ("gemm", "im2col", "direct")
-METHODS = ("cf1x1", "cftaps", "cfshift", "cfim2col")   # the channels-first paths, also selectable by name
-GRID_IMPLS = ("gemm", "cftaps")   # the impls under which a stride-1 conv may read its input off a grid
+METHODS = ("cf1x1", "cftaps", "winograd", "cfshift", "cfim2col")   # the channels-first paths, also selectable by name
+GRID_IMPLS = ("gemm", "cftaps", "winograd")   # the impls under which a stride-1 conv may read its input off a grid
 # below this many input channels a stride-1 convolution stacks its taps (cfshift/cfim2col)
 # instead of running one GEMM of depth C per tap (cftaps)
 TAPS_MIN_CHANNELS = 8
@@ -130,7 +130,7 @@ def conv2d_method(x_shape, w_shape, stride: IntPair = 1, padding: IntPair = 0, d
     kh, kw = w_shape[2:]
     st, pd = pair(stride), pair(padding)
     if impl != "gemm":
-        why = _method_unfit(impl, kh, kw, st, pd, groups)
+        why = _method_unfit(impl, kh, kw, st, pd, groups, pair(dilation))
         if why:
             raise ValueError(f"conv2d: impl={impl!r} cannot run this convolution ({why}); use impl='gemm'")
         return impl
@@ -150,13 +150,16 @@ def conv2d_method(x_shape, w_shape, stride: IntPair = 1, padding: IntPair = 0, d
     return "cfim2col"
 
 
-def _method_unfit(method: str, kh: int, kw: int, stride, padding, groups: int) -> str:
+def _method_unfit(method: str, kh: int, kw: int, stride, padding, groups: int, dilation=(1, 1)) -> str:
     if groups != 1:
         return f"groups={groups}: the channels-first methods run groups=1 only"
     if method == "cf1x1" and ((kh, kw) != (1, 1) or padding != (0, 0)):
         return "cf1x1 needs a 1x1 kernel without padding"
     if method in ("cftaps", "cfshift") and stride != (1, 1):
         return f"{method} needs stride 1, got {stride}"
+    if method == "winograd" and ((kh, kw) != (3, 3) or stride != (1, 1) or dilation != (1, 1)):
+        return (f"winograd (F(2x2, 3x3)) needs a 3x3 kernel, stride 1 and dilation 1, got kernel {kh}x{kw}, "
+                f"stride {stride}, dilation {dilation}")
     return ""
 
 
@@ -201,7 +204,7 @@ def conv2d_grad_buffer(ctx: ConvCtx, ws: Workspace | None = None) -> tuple[Array
     backward reads it without a copy (``cftaps``: the zero-gapped grid the backward's GEMMs
     read; ``view`` is its (N, O, Ho, Wo) interior); ``(None, None)`` for the other methods.
     Pass the buffer to ``conv2d_backward(..., dy_grid=buffer)`` once ``view`` is filled."""
-    if ctx.method != "cftaps":
+    if ctx.method not in ("cftaps", "winograd"):
         return None, None
     return _tap_dy_grid(ctx, ctx.W.dtype, ws=ws)
 
@@ -493,7 +496,7 @@ def input_grid(x_shape, w_shape, padding: IntPair = 0, dilation: IntPair = 1, dt
     ``(None, None)`` when that convolution would not run ``cftaps`` (nothing gained). With a
     workspace, the grid is its buffer ``name`` (reused across steps; see ``_new_grid``)."""
     import numpy as np
-    if conv2d_method(x_shape, w_shape, 1, padding, dilation) != "cftaps":
+    if conv2d_method(x_shape, w_shape, 1, padding, dilation) not in ("cftaps", "winograd"):
         return None, None
     g = tap_grid(x_shape, w_shape, pair(padding), pair(dilation))
     if g.lead == 0 and (g.Hg, g.Wg) == tuple(x_shape[2:]):
@@ -642,6 +645,42 @@ def _bwd_cftaps(dy, ctx, need_dx, need_dW):
     if ctx.saved.get("crop_dx", True):
         return from_cnhw(cf_kernels.from_grid(dXg.reshape(C, -1), 0, N, g.Hg, g.Wg, H, Wd)), dW
     return from_cnhw(dXg[:, :, :H, :Wd]), dW
+
+
+# ------------------------- channels-first, 3x3 stride 1: Winograd F(2x2, 3x3) on the taps' grids
+def _fwd_winograd(x, W, ctx, out):
+    N = x.shape[0]
+    g = tap_grid(x.shape, W.shape, ctx.padding, ctx.dilation)
+    Xg = _tap_input(x, g)                              # padded pixel (r, q) at column n*Sg + r*Wg + q
+    tl = winograd.Tiling(N, out[0], out[1], 0, g.Hg * g.Wg, g.Wg)
+    if ctx.saved["keep"]:
+        ctx.saved["Xg"] = Xg
+    return from_cnhw(winograd.conv(Xg, tl, winograd.weight_transform(W)))
+
+
+def _bwd_winograd(dy, ctx, need_dx, need_dW):
+    """dW by the taps (``_taps_corr`` on the same grids: measured no faster in the Winograd
+    domain); dx by Winograd: the correlation of dy padded by (2 - ph, 2 - pw) with
+    ``W'[c, o] = rot180(W[o, c])``. On the dy grid, padded-dy pixel (r, q) of image n is column
+    ``om - 2*Wg - 2 + lead + n*Sg + r*Wg + q = lead + n*Sg + r*Wg + q`` (om = 2*Wg + 2)."""
+    xp = get_array_module(dy)
+    Xg, W = ctx.saved["Xg"], ctx.W
+    N, C, H, Wd = ctx.x_shape
+    O = W.shape[0]
+    g = tap_grid(ctx.x_shape, W.shape, ctx.padding, ctx.dilation)
+    om = g.offsets[-1]
+    dYg = ctx.saved.pop("dy_grid", None)
+    if dYg is None:
+        dYg, _ = _tap_dy_grid(ctx, dy.dtype, dy.transpose(1, 0, 2, 3))
+    dW = None
+    if need_dW:
+        dWt = _taps_corr(dYg[:, om:], Xg, g.offsets, g.Lout, _blas_ok(dy, W, Xg))    # (9, O, C)
+        dW = xp.ascontiguousarray(dWt.reshape(3, 3, O, C).transpose(2, 3, 0, 1))
+    if not need_dx:
+        return None, dW
+    Wr = xp.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))               # (C, O, 3, 3)
+    tl = winograd.Tiling(N, H, Wd, g.lead, g.Hg * g.Wg, g.Wg)
+    return from_cnhw(winograd.conv(dYg, tl, winograd.weight_transform(Wr))), dW
 
 
 def _mm(A, B):
@@ -936,7 +975,7 @@ def _bwd_direct(dy, ctx, need_dx, need_dW=True):
     return xp.ascontiguousarray(dxpad[:, :, ph:Hp - ph, pw:Wp - pw]), dW
 
 
-_FORWARD = {"cf1x1": _fwd_cf1x1, "cftaps": _fwd_cftaps, "cfshift": _fwd_cfshift, "cfim2col": _fwd_cfim2col,
+_FORWARD = {"cf1x1": _fwd_cf1x1, "cftaps": _fwd_cftaps, "winograd": _fwd_winograd, "cfshift": _fwd_cfshift, "cfim2col": _fwd_cfim2col,
             "im2col": _fwd_im2col, "direct": _fwd_direct}
-_BACKWARD = {"cf1x1": _bwd_cf1x1, "cftaps": _bwd_cftaps, "cfshift": _bwd_cfshift, "cfim2col": _bwd_cfim2col,
+_BACKWARD = {"cf1x1": _bwd_cf1x1, "cftaps": _bwd_cftaps, "winograd": _bwd_winograd, "cfshift": _bwd_cfshift, "cfim2col": _bwd_cfim2col,
              "im2col": _bwd_im2col, "direct": _bwd_direct}

@@ -1,0 +1,483 @@
+"""Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional
+Neural Networks", 2015): a 3x3, stride-1 convolution with 2.25x fewer multiplications.
+
+One dimension, F(2, 3): two outputs of a 3-tap correlation over four inputs d0..d3,
+
+    y0 = d0 g0 + d1 g1 + d2 g2,        y1 = d1 g0 + d2 g1 + d3 g2,
+
+take four products instead of six:
+
+    m0 = (d0 - d2) g0                  m1 = (d1 + d2) (g0 + g1 + g2) / 2
+    m3 = (d1 - d3) g2                  m2 = (d2 - d1) (g0 - g1 + g2) / 2
+    y0 = m0 + m1 + m2                  y1 = m1 - m2 - m3
+
+(expand: m1 + m2 = d1 g1 + d2 (g0 + g2) and m1 - m2 = d1 (g0 + g2) + d2 g1). In matrices,
+y = A^T [(G g) * (B^T d)] with * elementwise and
+
+    B^T = [[1,  0, -1,  0],     G = [[1,    0,   0],     A^T = [[1, 1,  1,  0],
+           [0,  1,  1,  0],          [1/2,  1/2, 1/2],          [0, 1, -1, -1]]
+           [0, -1,  1,  0],          [1/2, -1/2, 1/2],
+           [0,  1,  0, -1]]          [0,    0,   1]]
+
+Nesting the 1-D algorithm in both directions gives the 2x2 outputs of a 4x4 input tile d:
+
+    Y = A^T [U * V] A,   U = G g G^T (4x4),   V = B^T d B (4x4)      (16 products, not 36)
+
+and with channels (x: C in, y: K out) the sum over c moves inside, since A^T (.) A is linear:
+
+    Y[k] = A^T [ sum_c U[k, c] * V[c] ] A
+    M[k, a, t] = sum_c U[k, a, c] V[c, a, t]       for each of the 16 positions a = 4i + j
+
+so per position a the channel sum is one matrix product ``M[:, a] = U[:, a] (K, C) @ V[:, a]
+(C, T)`` over all T tiles: 16 GEMMs of 16*K*C*T multiply-adds against 36*K*C*T directly.
+
+Tiles. Output tile (th, tw) is y[2th:2th+2, 2tw:2tw+2]; it reads the 4x4 window
+xpad[2th:2th+4, 2tw:2tw+4] of the zero-padded input (Hp = Ho + 2 rows, Wp = Wo + 2 columns).
+TH = ceil(Ho/2), TW = ceil(Wo/2); tile t = r*TW + tw with the tile row r = n*TH + th. When Ho
+is odd the last tile row keeps only its first output row, and its window's fourth row lies
+one past the padded input: it is read as zeros (in exact arithmetic it feeds only the dropped
+row); likewise for odd Wo and the columns.
+
+Input. The padded input is read off a flat grid ``Gr (C, L)`` with zero gaps, the layout of the
+``cftaps`` convolution (``functional.conv.tap_grid``): padded pixel (r, q) of image n sits at
+column ``base + n*Sg + r*Wg + q`` (for 0 <= r < Hp, 0 <= q < Wp), and every such column that
+is not an input pixel holds a zero. No padded copy is made.
+
+Layouts (``Tiling`` describes the geometry):
+
+    U (K, 16, C)   transformed weights         U[k, a] = (G W[k, c] G^T)[i, j],  a = 4i + j
+    V (C, 16, T)   transformed input tiles     V[c, a, t] = (B^T d_{c,t} B)[i, j]
+    M (K, 16, T)   products summed over c      M[k, a] = U[k, a, :] @ V[:, a, :]
+    Y (K, N, Ho, Wo)                           2x2 blocks A^T M[k, :, t] A
+
+so every GEMM operand has unit-stride rows (leading dimension 16*C or 16*T), and the 16 rows
+of one channel are one contiguous block (the transforms write them together; a row stride
+that is an odd multiple of 64 bytes keeps the 16 rows in 16 different cache sets).
+
+The backward's input gradient is the same algorithm: dx is a 3x3 stride-1 convolution of dy
+padded by (2 - ph, 2 - pw) with ``W'[c, k] = rot180(W[k, c])`` (``functional.conv``).
+
+Each transform exists as NumPy/CuPy code (``xp``, the reference, and what CuPy and
+``LAYERWISE_NO_NUMBA=1`` run) and as a Numba kernel (one pass over memory; NumPy arrays, when
+``cnhw`` is on its Numba backend). ``conv`` runs a whole convolution: on NumPy with Numba it
+works through chunks of tile rows small enough to stay in cache (input transform, 16 GEMMs,
+output transform per chunk), the chunks split over our threads (``blas.parallel``); elsewhere
+it transforms all tiles at once and multiplies with ``xp.matmul``.
+
+    U = weight_transform(W)                       # (K, C, 3, 3) -> (K, 16, C)
+    input_transform(Gr, tl, r0, r1, V)            # tile rows [r0, r1) -> V[:, :, :(r1-r0)*TW]
+    output_transform(M, Y, tl, r0, r1)            # M[:, :, :(r1-r0)*TW] -> Y's 2x2 blocks
+    Y = conv(Gr, tl, U)                           # all of it: Y (K, N, Ho, Wo)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..backend import Array, get_array_module
+from . import blas, cnhw
+
+B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
+A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+
+# Winograd-domain bytes (V and M) one chunk of tiles may take: the pair stays in the 512 KiB
+# L2 of a core while the 16 GEMMs run over it
+CHUNK_BYTES = 384 << 10
+MIN_CHUNK_TILES = 128      # fewer columns per GEMM than this and the call overhead shows
+# the Numba GEMM (k, c blocked 2 x 4; 61 GFLOP/s on one core at K = C = 16) beats OpenBLAS on
+# narrow products; OpenBLAS wins once both sides are wide (bench: K = C = 64: 58 vs 44 GFLOP/s)
+NUMBA_GEMM_MAX = 48        # use the Numba GEMM when min(K, C) <= this
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """Where the padded input of one F(2x2, 3x3) convolution lies on its grid, and its tiles.
+
+    ``N`` images of ``Ho x Wo`` outputs; padded pixel (r, q) of image n at grid column
+    ``base + n*Sg + r*Wg + q`` (r < Hp = Ho + 2, q < Wp = Wo + 2)."""
+
+    N: int
+    Ho: int
+    Wo: int
+    base: int
+    Sg: int
+    Wg: int
+
+    @property
+    def TH(self) -> int:
+        return (self.Ho + 1) // 2
+
+    @property
+    def TW(self) -> int:
+        return (self.Wo + 1) // 2
+
+    @property
+    def Hp(self) -> int:
+        return self.Ho + 2
+
+    @property
+    def Wp(self) -> int:
+        return self.Wo + 2
+
+    @property
+    def rows(self) -> int:
+        """Tile rows (n, th) in all."""
+        return self.N * self.TH
+
+    def last_column(self) -> int:
+        """The highest grid column a full read of the padded inputs touches."""
+        return self.base + (self.N - 1) * self.Sg + (self.Hp - 1) * self.Wg + self.Wp - 1
+
+
+def check_grid(Gr: Array, tl: Tiling) -> None:
+    """ValueError unless the grid holds every column the tiling reads."""
+    if Gr.ndim != 2 or tl.base < 0 or tl.last_column() >= Gr.shape[1] or tl.Wg < tl.Wp - 2:
+        raise ValueError(f"winograd: grid of shape {tuple(Gr.shape)} does not hold the padded inputs of {tl} "
+                         f"(last column read: {tl.last_column()}); build it with functional.conv.tap_grid")
+
+
+# ----------------------------------------------------------------------- NumPy / CuPy
+def _np_weight(W: Array) -> Array:
+    xp = get_array_module(W)
+    Gx = xp.asarray(G, dtype=W.dtype)
+    K, C = W.shape[:2]
+    U = Gx @ W @ Gx.T                                            # (K, C, 4, 4) = G g G^T
+    return xp.ascontiguousarray(U.reshape(K, C, 16).transpose(0, 2, 1))
+
+
+def _np_input(Gr: Array, tl: Tiling, r0: int, r1: int, V: Array) -> None:
+    xp = get_array_module(Gr)
+    C = Gr.shape[0]
+    r = xp.arange(r0, r1)
+    n, th = r // tl.TH, r % tl.TH
+    u = xp.arange(4)
+    rows = (2 * th)[:, None, None, None] + u[None, None, :, None]             # (R, 1, 4, 1)
+    cols = 2 * xp.arange(tl.TW)[None, :, None, None] + u[None, None, None, :]  # (1, TW, 1, 4)
+    inside = (rows < tl.Hp) & (cols < tl.Wp)                                   # (R, TW, 4, 4)
+    pos = tl.base + n[:, None, None, None] * tl.Sg + rows * tl.Wg + cols
+    D = xp.where(inside, Gr[:, xp.where(inside, pos, 0)], 0)                  # (C, R, TW, 4, 4) tiles d
+    Bt = xp.asarray(B_T, dtype=Gr.dtype)
+    Vt = Bt @ D @ Bt.T                                                         # B^T d B
+    nt = (r1 - r0) * tl.TW
+    V[:, :, :nt] = Vt.reshape(C, nt, 16).transpose(0, 2, 1)
+
+
+def _np_output(M: Array, Y: Array, tl: Tiling, r0: int, r1: int) -> None:
+    xp = get_array_module(M)
+    K = M.shape[0]
+    nt = (r1 - r0) * tl.TW
+    At = xp.asarray(A_T, dtype=M.dtype)
+    Mt = M[:, :, :nt].transpose(0, 2, 1).reshape(K, r1 - r0, tl.TW, 4, 4)
+    O = At @ Mt @ At.T                                                         # (K, R, TW, 2, 2) = A^T m A
+    r = xp.arange(r0, r1)
+    n, th = r // tl.TH, r % tl.TH
+    i = xp.arange(2)
+    rows = (2 * th)[:, None, None, None] + i[None, None, :, None]             # (R, 1, 2, 1)
+    cols = 2 * xp.arange(tl.TW)[None, :, None, None] + i[None, None, None, :]  # (1, TW, 1, 2)
+    shape = (r1 - r0, tl.TW, 2, 2)
+    keep = (rows < tl.Ho) & (cols < tl.Wo)
+    nn = xp.broadcast_to(n[:, None, None, None], shape)[keep]
+    Y[:, nn, xp.broadcast_to(rows, shape)[keep], xp.broadcast_to(cols, shape)[keep]] = O[:, keep]
+
+
+# ----------------------------------------------------------------------- Numba
+_kernels: dict[str, Any] = {}
+
+
+def _compile() -> dict[str, Any]:
+    """Build the Numba kernels once (lazily). They run on the calling thread and release the
+    GIL (``nogil``), so ``blas.parallel``'s threads run them side by side. Rows are taken as
+    1-D slices once per channel and indexed from loop counters: slicing per tile row cost more
+    than the arithmetic on 8x8 maps."""
+    if _kernels:
+        return _kernels
+    njit = cnhw._nb.njit
+    u = np.uint64              # unsigned indices: Numba then skips the negative-index wraparound (30% here)
+
+    @njit(nogil=True, cache=True)
+    def weight(W, U):                       # W (K, C, 3, 3) C-contiguous -> U (K, 16, C)
+        K, C = W.shape[0], W.shape[1]
+        h = W.dtype.type(0.5)
+        for k in range(K):
+            w = W[k].reshape(C * 9)
+            Uk = U[k]
+            u0, u1, u2, u3, u4, u5, u6, u7 = Uk[0], Uk[1], Uk[2], Uk[3], Uk[4], Uk[5], Uk[6], Uk[7]
+            u8, u9, u10, u11, u12, u13, u14, u15 = Uk[8], Uk[9], Uk[10], Uk[11], Uk[12], Uk[13], Uk[14], Uk[15]
+            for c in range(C):
+                o = 9 * c
+                w00, w01, w02 = w[o], w[o + 1], w[o + 2]
+                w10, w11, w12 = w[o + 3], w[o + 4], w[o + 5]
+                w20, w21, w22 = w[o + 6], w[o + 7], w[o + 8]
+                s0, s1, s2 = h * (w00 + w10 + w20), h * (w01 + w11 + w21), h * (w02 + w12 + w22)   # row 1 of G g
+                d0, d1, d2 = h * (w00 - w10 + w20), h * (w01 - w11 + w21), h * (w02 - w12 + w22)   # row 2
+                u0[c], u1[c], u2[c], u3[c] = w00, h * (w00 + w01 + w02), h * (w00 - w01 + w02), w02
+                u4[c], u5[c], u6[c], u7[c] = s0, h * (s0 + s1 + s2), h * (s0 - s1 + s2), s2
+                u8[c], u9[c], u10[c], u11[c] = d0, h * (d0 + d1 + d2), h * (d0 - d1 + d2), d2
+                u12[c], u13[c], u14[c], u15[c] = w20, h * (w20 + w21 + w22), h * (w20 - w21 + w22), w22
+
+    @njit(nogil=True, cache=True)
+    def edge_in(g, s, Wg, nr, nc, Vc, t):
+        """One tile whose window reaches past the padded input: rows >= nr, columns >= nc read 0."""
+        d = np.zeros((4, 4), dtype=g.dtype)
+        for u in range(min(nr, 4)):
+            for v in range(min(nc, 4)):
+                d[u, v] = g[s + u * Wg + v]
+        for v in range(4):                                      # B^T d: combine rows
+            a, b, e, f = d[0, v] - d[2, v], d[1, v] + d[2, v], d[2, v] - d[1, v], d[1, v] - d[3, v]
+            d[0, v], d[1, v], d[2, v], d[3, v] = a, b, e, f
+        for u in range(4):                                      # (B^T d) B: combine columns
+            Vc[4 * u, t] = d[u, 0] - d[u, 2]
+            Vc[4 * u + 1, t] = d[u, 1] + d[u, 2]
+            Vc[4 * u + 2, t] = d[u, 2] - d[u, 1]
+            Vc[4 * u + 3, t] = d[u, 1] - d[u, 3]
+
+    @njit(nogil=True, cache=True)
+    def input_tf(Gr, base, Sg, Wg, Hp, Wp, TH, TW, r0, r1, V):
+        C = Gr.shape[0]
+        TWf = TW if 2 * TW + 1 < Wp else TW - 1                 # tiles whose 4 columns all lie inside
+        one, two, wg = u(1), u(2), u(Wg)
+        for c in range(C):
+            g = Gr[c]
+            Vc = V[c]
+            v0, v1, v2, v3, v4, v5, v6, v7 = Vc[0], Vc[1], Vc[2], Vc[3], Vc[4], Vc[5], Vc[6], Vc[7]
+            v8, v9, v10, v11, v12, v13, v14, v15 = Vc[8], Vc[9], Vc[10], Vc[11], Vc[12], Vc[13], Vc[14], Vc[15]
+            for r in range(r0, r1):
+                n = r // TH
+                h = 2 * (r - n * TH)
+                t0 = (r - r0) * TW
+                if h + 3 >= Hp:                                 # the window's last row lies past the input
+                    for tw in range(TW):
+                        edge_in(g, base + n * Sg + h * Wg + 2 * tw, Wg, Hp - h, Wp - 2 * tw, Vc, t0 + tw)
+                    continue
+                s = u(base + n * Sg + h * Wg)
+                s1, s2, s3 = s + wg, s + two * wg, s + (two + one) * wg
+                # B^T d on the window's first two columns; each tile then adds two columns
+                a0, a1 = g[s] - g[s2], g[s + one] - g[s2 + one]
+                b0, b1 = g[s1] + g[s2], g[s1 + one] + g[s2 + one]
+                e0, e1 = g[s2] - g[s1], g[s2 + one] - g[s1 + one]
+                f0, f1 = g[s1] - g[s3], g[s1 + one] - g[s3 + one]
+                for tw in range(TWf):
+                    q = u(2 * tw + 2)
+                    q1 = q + one
+                    a2, a3 = g[s + q] - g[s2 + q], g[s + q1] - g[s2 + q1]
+                    b2, b3 = g[s1 + q] + g[s2 + q], g[s1 + q1] + g[s2 + q1]
+                    e2, e3 = g[s2 + q] - g[s1 + q], g[s2 + q1] - g[s1 + q1]
+                    f2, f3 = g[s1 + q] - g[s3 + q], g[s1 + q1] - g[s3 + q1]
+                    t = u(t0 + tw)
+                    v0[t], v1[t], v2[t], v3[t] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
+                    v4[t], v5[t], v6[t], v7[t] = b0 - b2, b1 + b2, b2 - b1, b1 - b3
+                    v8[t], v9[t], v10[t], v11[t] = e0 - e2, e1 + e2, e2 - e1, e1 - e3
+                    v12[t], v13[t], v14[t], v15[t] = f0 - f2, f1 + f2, f2 - f1, f1 - f3
+                    a0, a1, b0, b1, e0, e1, f0, f1 = a2, a3, b2, b3, e2, e3, f2, f3
+                if TWf < TW:
+                    edge_in(g, base + n * Sg + h * Wg + 2 * TWf, Wg, 4, Wp - 2 * TWf, Vc, t0 + TWf)
+
+    @njit(nogil=True, cache=True)
+    def output_tf(M, Y, TH, TW, r0, r1):                       # Y (K, N, Ho, Wo) C-contiguous
+        K = M.shape[0]
+        Ho, Wo = Y.shape[2], Y.shape[3]
+        TWf = Wo // 2                                           # tiles whose two columns are outputs
+        one, wo = u(1), u(Wo)
+        for k in range(K):
+            Mk = M[k]
+            m0, m1, m2, m3, m4, m5, m6, m7 = Mk[0], Mk[1], Mk[2], Mk[3], Mk[4], Mk[5], Mk[6], Mk[7]
+            m8, m9, m10, m11, m12, m13, m14, m15 = Mk[8], Mk[9], Mk[10], Mk[11], Mk[12], Mk[13], Mk[14], Mk[15]
+            y = Y[k].reshape(Y.shape[1] * Ho * Wo)
+            for r in range(r0, r1):
+                n = r // TH
+                h = 2 * (r - n * TH)
+                o = u((n * Ho + h) * Wo)                        # y[n, h, 0]
+                t0 = (r - r0) * TW
+                if h + 1 < Ho:                                  # both output rows of the tiles
+                    for tw in range(TWf):
+                        t = u(t0 + tw)
+                        # A^T m A: rows i combined (p: i = 0, q: i = 1), then columns
+                        p0, p1 = m0[t] + m4[t] + m8[t], m1[t] + m5[t] + m9[t]
+                        p2, p3 = m2[t] + m6[t] + m10[t], m3[t] + m7[t] + m11[t]
+                        q0, q1 = m4[t] - m8[t] - m12[t], m5[t] - m9[t] - m13[t]
+                        q2, q3 = m6[t] - m10[t] - m14[t], m7[t] - m11[t] - m15[t]
+                        w = o + u(2 * tw)
+                        y[w], y[w + one] = p0 + p1 + p2, p1 - p2 - p3
+                        y[w + wo], y[w + wo + one] = q0 + q1 + q2, q1 - q2 - q3
+                else:                                           # Ho odd, last tile row: its first row only
+                    for tw in range(TWf):
+                        t = u(t0 + tw)
+                        p0, p1 = m0[t] + m4[t] + m8[t], m1[t] + m5[t] + m9[t]
+                        p2, p3 = m2[t] + m6[t] + m10[t], m3[t] + m7[t] + m11[t]
+                        w = o + u(2 * tw)
+                        y[w], y[w + one] = p0 + p1 + p2, p1 - p2 - p3
+                if TWf < TW:                                    # Wo odd: the last tile's first column only
+                    t = u(t0 + TWf)
+                    w = o + u(2 * TWf)
+                    y[w] = (m0[t] + m4[t] + m8[t]) + (m1[t] + m5[t] + m9[t]) + (m2[t] + m6[t] + m10[t])
+                    if h + 1 < Ho:
+                        y[w + wo] = (m4[t] - m8[t] - m12[t]) + (m5[t] - m9[t] - m13[t]) + (m6[t] - m10[t] - m14[t])
+
+    @njit(nogil=True, fastmath={"contract"}, cache=True)
+    def gemm(U, V, M, nt):
+        """M[k, a, :nt] = sum_c U[k, a, c] V[c, a, :nt]: two rows of M against four of V at a
+        time (8 multiply-adds per 6 loads and 2 stores), the loop over columns vectorised."""
+        K, C = U.shape[0], U.shape[2]
+        C4 = C - C % 4
+        for a in range(16):
+            for k in range(0, K - 1, 2):
+                mA, mB = M[k, a], M[k + 1, a]
+                for t in range(nt):
+                    mA[t] = 0
+                    mB[t] = 0
+                for c in range(0, C4, 4):
+                    x0, x1, x2, x3 = V[c, a], V[c + 1, a], V[c + 2, a], V[c + 3, a]
+                    uA0, uA1, uA2, uA3 = U[k, a, c], U[k, a, c + 1], U[k, a, c + 2], U[k, a, c + 3]
+                    uB0, uB1, uB2, uB3 = U[k + 1, a, c], U[k + 1, a, c + 1], U[k + 1, a, c + 2], U[k + 1, a, c + 3]
+                    for t in range(nt):
+                        z0, z1, z2, z3 = x0[t], x1[t], x2[t], x3[t]
+                        mA[t] += uA0 * z0 + uA1 * z1 + uA2 * z2 + uA3 * z3
+                        mB[t] += uB0 * z0 + uB1 * z1 + uB2 * z2 + uB3 * z3
+                for c in range(C4, C):
+                    x0 = V[c, a]
+                    uA0, uB0 = U[k, a, c], U[k + 1, a, c]
+                    for t in range(nt):
+                        mA[t] += uA0 * x0[t]
+                        mB[t] += uB0 * x0[t]
+            if K % 2:                                           # the last row of an odd K alone
+                k = K - 1
+                mA = M[k, a]
+                for t in range(nt):
+                    mA[t] = 0
+                for c in range(0, C4, 4):
+                    x0, x1, x2, x3 = V[c, a], V[c + 1, a], V[c + 2, a], V[c + 3, a]
+                    uA0, uA1, uA2, uA3 = U[k, a, c], U[k, a, c + 1], U[k, a, c + 2], U[k, a, c + 3]
+                    for t in range(nt):
+                        mA[t] += uA0 * x0[t] + uA1 * x1[t] + uA2 * x2[t] + uA3 * x3[t]
+                for c in range(C4, C):
+                    x0 = V[c, a]
+                    uA0 = U[k, a, c]
+                    for t in range(nt):
+                        mA[t] += uA0 * x0[t]
+
+    @njit(nogil=True, cache=True)
+    def chunks(Gr, base, Sg, Wg, Hp, Wp, TH, TW, U, V, M, Y, r0, r1, rc):
+        """The whole pipeline over tile rows [r0, r1), rc rows at a time, Numba GEMM."""
+        for a in range(r0, r1, rc):
+            b = min(r1, a + rc)
+            input_tf(Gr, base, Sg, Wg, Hp, Wp, TH, TW, a, b, V)
+            gemm(U, V, M, (b - a) * TW)
+            output_tf(M, Y, TH, TW, a, b)
+
+    _kernels.update(weight=weight, input=input_tf, output=output_tf, gemm=gemm, chunks=chunks)
+    return _kernels
+
+
+def _numba(*arrays: Array) -> bool:
+    return cnhw._use_numba(*arrays) and all(a.flags.c_contiguous for a in arrays)
+
+
+# ----------------------------------------------------------------------- public API
+def weight_transform(W: Array) -> Array:
+    """``U (K, 16, C)``: ``U[k, 4i + j, c] = (G W[k, c] G^T)[i, j]`` of a 3x3 weight ``W (K, C, 3, 3)``."""
+    if W.ndim != 4 or W.shape[2:] != (3, 3):
+        raise ValueError(f"winograd.weight_transform: expected W (K, C, 3, 3), got {tuple(W.shape)}")
+    if cnhw._use_numba(W):
+        K, C = W.shape[:2]
+        U = np.empty((K, 16, C), dtype=W.dtype)
+        _compile()["weight"](np.ascontiguousarray(W), U)
+        return U
+    return _np_weight(W)
+
+
+def input_transform(Gr: Array, tl: Tiling, r0: int, r1: int, V: Array) -> Array:
+    """Fill ``V[:, :, :(r1 - r0)*TW]`` (V (C, 16, >= that)) with ``B^T d B`` of the tiles of tile
+    rows [r0, r1), read off the grid ``Gr (C, L)`` (see the module docstring)."""
+    check_grid(Gr, tl)
+    if _numba(Gr) and cnhw._use_numba(V) and V.strides[2] == V.itemsize:
+        _compile()["input"](Gr, tl.base, tl.Sg, tl.Wg, tl.Hp, tl.Wp, tl.TH, tl.TW, r0, r1, V)
+    else:
+        _np_input(Gr, tl, r0, r1, V)
+    return V
+
+
+def output_transform(M: Array, Y: Array, tl: Tiling, r0: int, r1: int) -> Array:
+    """Write ``A^T M[k, :, t] A`` of the tiles of tile rows [r0, r1) (``M (K, 16, >= (r1-r0)*TW)``)
+    into their places in ``Y (K, N, Ho, Wo)``, dropping what lies past Ho or Wo."""
+    if _numba(Y) and cnhw._use_numba(M) and M.strides[2] == M.itemsize:
+        _compile()["output"](M, Y, tl.TH, tl.TW, r0, r1)
+    else:
+        _np_output(M, Y, tl, r0, r1)
+    return Y
+
+
+def product(U: Array, V: Array, M: Array, nt: int) -> Array:
+    """``M[:, a, :nt] = U[:, a, :] @ V[:, a, :nt]`` for the 16 positions a (the Numba kernel on
+    NumPy arrays, else ``xp.matmul``)."""
+    if _numba(U) and cnhw._use_numba(V, M) and V.strides[2] == V.itemsize and M.strides[2] == M.itemsize:
+        _compile()["gemm"](U, V, M, nt)
+    else:
+        xp = get_array_module(V)
+        M[:, :, :nt] = xp.matmul(U.transpose(1, 0, 2), V[:, :, :nt].transpose(1, 0, 2)).transpose(1, 0, 2)
+    return M
+
+
+def _chunk_rows(tl: Tiling, C: int, K: int, itemsize: int) -> int:
+    """Tile rows per chunk: V and M of a chunk within CHUNK_BYTES, at least MIN_CHUNK_TILES tiles."""
+    tiles = max(MIN_CHUNK_TILES, CHUNK_BYTES // ((C + K) * 16 * itemsize))
+    return max(1, min(tl.rows, tiles // tl.TW))
+
+
+def _padded_cols(nt: int, itemsize: int) -> int:
+    """A row length >= nt whose size in bytes is an odd multiple of 64 (the 16 rows of a channel
+    then fall into different cache sets; at a multiple of 4 KiB they evicted each other)."""
+    lines = -(-nt * itemsize // 64)
+    lines += 1 - lines % 2
+    return lines * 64 // itemsize
+
+
+def conv(Gr: Array, tl: Tiling, U: Array) -> Array:
+    """``Y (K, N, Ho, Wo)``: the 3x3 stride-1 correlation of the padded inputs on the grid
+    ``Gr (C, L)`` with the weights whose transform is ``U (K, 16, C)``."""
+    xp = get_array_module(Gr)
+    C, K = Gr.shape[0], U.shape[0]
+    if U.shape != (K, 16, C):
+        raise ValueError(f"winograd.conv: U must be (K, 16, C) = (K, 16, {C}) for a grid of {C} channels, "
+                         f"got {tuple(U.shape)}")
+    check_grid(Gr, tl)
+    Y = xp.empty((K, tl.N, tl.Ho, tl.Wo), dtype=Gr.dtype)
+    if not _numba(Gr, U):
+        V = xp.empty((C, 16, tl.rows * tl.TW), dtype=Gr.dtype)
+        _np_input(Gr, tl, 0, tl.rows, V)
+        M = xp.matmul(U.transpose(1, 0, 2), V.transpose(1, 0, 2)).transpose(1, 0, 2)   # (K, 16, T)
+        _np_output(M, Y, tl, 0, tl.rows)
+        return Y
+    k = _compile()
+    isz = Gr.itemsize
+    rc = _chunk_rows(tl, C, K, isz)
+    nch = -(-tl.rows // rc)
+    tcp = _padded_cols(rc * tl.TW, isz)
+    use_blas = min(K, C) > NUMBA_GEMM_MAX and blas.supports(Gr, U)
+    args = (tl.base, tl.Sg, tl.Wg, tl.Hp, tl.Wp, tl.TH, tl.TW)
+
+    def part(lo: int, hi: int, _: int) -> None:
+        V = np.empty((C, 16, tcp), dtype=Gr.dtype)
+        M = np.empty((K, 16, tcp), dtype=Gr.dtype)
+        r0, r1 = lo * rc, min(tl.rows, hi * rc)
+        if not use_blas:
+            k["chunks"](Gr, *args, U, V, M, Y, r0, r1, rc)
+            return
+        u0, v0, m0, dt = U.ctypes.data, V.ctypes.data, M.ctypes.data, Gr.dtype.name
+        for a in range(r0, r1, rc):
+            b = min(r1, a + rc)
+            k["input"](Gr, *args, a, b, V)
+            nt = (b - a) * tl.TW
+            for p in range(16):
+                blas.gemm(False, False, K, nt, C, u0 + p * C * isz, 16 * C, v0 + p * tcp * isz, 16 * tcp, 0.0,
+                          m0 + p * tcp * isz, 16 * tcp, dt)
+            k["output"](M, Y, tl.TH, tl.TW, a, b)
+
+    blas.parallel(part, nch, min(blas.num_threads(), nch))
+    return Y
+
+
+__all__ = ["Tiling", "weight_transform", "input_transform", "output_transform", "product", "conv", "check_grid",
+           "B_T", "G", "A_T"]
