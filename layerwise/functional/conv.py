@@ -975,7 +975,7 @@ def _bwd_direct(dy, ctx, need_dx, need_dW=True):
     return xp.ascontiguousarray(dxpad[:, :, ph:Hp - ph, pw:Wp - pw]), dW
 
 
-_FORWARD = {"cf1x1": _fwd_cf1x1, "cftaps": _fwd_cftaps, "winograd": _fwd_winograd, "cfshift": _fwd_cfshift, "cfim2col": _fwd_cfim2col,
-            "im2col": _fwd_im2col, "direct": _fwd_direct}
-_BACKWARD = {"cf1x1": _bwd_cf1x1, "cftaps": _bwd_cftaps, "winograd": _bwd_winograd, "cfshift": _bwd_cfshift, "cfim2col": _bwd_cfim2col,
-             "im2col": _bwd_im2col, "direct": _bwd_direct}
+_FORWARD = {"cf1x1": _fwd_cf1x1, "cftaps": _fwd_cftaps, "winograd": _fwd_winograd, "cfshift": _fwd_cfshift,
+            "cfim2col": _fwd_cfim2col, "im2col": _fwd_im2col, "direct": _fwd_direct}
+_BACKWARD = {"cf1x1": _bwd_cf1x1, "cftaps": _bwd_cftaps, "winograd": _bwd_winograd, "cfshift": _bwd_cfshift,
+             "cfim2col": _bwd_cfim2col, "im2col": _bwd_im2col, "direct": _bwd_direct}

@@ -83,13 +83,19 @@ B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtyp
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
 A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
 
-# Winograd-domain bytes (V and M) one chunk of tiles may take: the pair stays in the 512 KiB
-# L2 of a core while the 16 GEMMs run over it
-CHUNK_BYTES = 384 << 10
-MIN_CHUNK_TILES = 128      # fewer columns per GEMM than this and the call overhead shows
-# the Numba GEMM (k, c blocked 2 x 4; 61 GFLOP/s on one core at K = C = 16) beats OpenBLAS on
-# narrow products; OpenBLAS wins once both sides are wide (bench: K = C = 64: 58 vs 44 GFLOP/s)
-NUMBA_GEMM_MAX = 48        # use the Numba GEMM when min(K, C) <= this
+# Tiles per chunk (each chunk: input transform, 16 GEMMs, output transform, on one thread).
+# Measured on one core (the EPYC's: 512 KiB L2, 32 MiB L3; float32, batch 64): the Numba GEMM
+# ran best with V and M of a chunk within about 1 MiB (256-1024 tiles were within 5%), the
+# OpenBLAS GEMM with wider products (512-2048 tiles: 128 channels at 8x8 8.8 ms at 512 tiles,
+# 12.2 at 2048; 32 channels at 16x16 3.9 ms at 2048 tiles, 4.7 at 256)
+NUMBA_CHUNK_BYTES = 1 << 20
+BLAS_CHUNK_BYTES = 8 << 20
+MIN_CHUNK_TILES = 256      # fewer columns per GEMM than this and the call overhead shows
+MAX_CHUNK_TILES = 2048
+# the Numba GEMM (k, c blocked 2 x 4; about 60 GFLOP/s on one core at K = C = 16, where
+# OpenBLAS ran 30) when either side is this narrow; OpenBLAS beyond (on one core, whole
+# convolution: K = C = 16 at 32x32 5.5 ms vs 6.0; K = C = 32 at 16x16 4.3 vs 3.9)
+NUMBA_GEMM_MAX = 16
 
 
 @dataclass(frozen=True)
@@ -420,10 +426,14 @@ def product(U: Array, V: Array, M: Array, nt: int) -> Array:
     return M
 
 
-def _chunk_rows(tl: Tiling, C: int, K: int, itemsize: int) -> int:
-    """Tile rows per chunk: V and M of a chunk within CHUNK_BYTES, at least MIN_CHUNK_TILES tiles."""
-    tiles = max(MIN_CHUNK_TILES, CHUNK_BYTES // ((C + K) * 16 * itemsize))
-    return max(1, min(tl.rows, tiles // tl.TW))
+def _chunk_rows(tl: Tiling, C: int, K: int, itemsize: int, numba_gemm: bool, parts: int) -> int:
+    """Tile rows per chunk: V and M of a chunk within the GEMM's budget (see NUMBA_CHUNK_BYTES),
+    the chunks as many as a multiple of the threads (each thread gets an equal share)."""
+    budget = NUMBA_CHUNK_BYTES if numba_gemm else BLAS_CHUNK_BYTES
+    tiles = min(MAX_CHUNK_TILES, max(MIN_CHUNK_TILES, budget // ((C + K) * 16 * itemsize)))
+    nch = -(-tl.rows // max(1, tiles // tl.TW))
+    nch = -(-nch // parts) * parts                      # a multiple of the threads: equal shares
+    return max(1, -(-tl.rows // nch))
 
 
 def _padded_cols(nt: int, itemsize: int) -> int:
@@ -452,10 +462,11 @@ def conv(Gr: Array, tl: Tiling, U: Array) -> Array:
         return Y
     k = _compile()
     isz = Gr.itemsize
-    rc = _chunk_rows(tl, C, K, isz)
+    use_blas = min(K, C) > NUMBA_GEMM_MAX and blas.supports(Gr, U)
+    threads = blas.num_threads()
+    rc = _chunk_rows(tl, C, K, isz, not use_blas, threads)
     nch = -(-tl.rows // rc)
     tcp = _padded_cols(rc * tl.TW, isz)
-    use_blas = min(K, C) > NUMBA_GEMM_MAX and blas.supports(Gr, U)
     args = (tl.base, tl.Sg, tl.Wg, tl.Hp, tl.Wp, tl.TH, tl.TW)
 
     def part(lo: int, hi: int, _: int) -> None:
@@ -475,7 +486,7 @@ def conv(Gr: Array, tl: Tiling, U: Array) -> Array:
                           m0 + p * tcp * isz, 16 * tcp, dt)
             k["output"](M, Y, tl.TH, tl.TW, a, b)
 
-    blas.parallel(part, nch, min(blas.num_threads(), nch))
+    blas.parallel(part, nch, min(threads, nch))
     return Y
 
 
