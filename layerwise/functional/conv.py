@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backend import Array, get_array_module
-from . import blas, cf_kernels, winograd
+from . import blas, cf_kernels, cnhw, winograd
 from .im2col import IntPair, col2im, conv_output_size, im2col, pad2d, pair
 from .layout import from_cnhw, to_cnhw
 from .workspace import Workspace
@@ -76,6 +76,17 @@ GRID_IMPLS = ("gemm", "cftaps", "winograd")   # the impls under which a stride-1
 # instead of running one GEMM of depth C per tap (cftaps)
 TAPS_MIN_CHANNELS = 8
 TAPS_MAX_WASTE = 1.5   # most grid columns per output the taps may compute (else cfim2col)
+# Winograd F(2x2, 3x3) instead of the taps for a 3x3, stride-1, dilation-1 convolution with at
+# least this many input AND output channels on maps of at least WINOGRAD_MIN_SIZE (padding <= 1;
+# NumPy arrays with the Numba kernels on). Measured on the 2-core EPYC (float32, batch 64, one
+# core: the other was busy; benchmarks/bench_layers.py / bench_models.py for the networks):
+# forward + dx + dW vs cftaps, median of 7, taps time / winograd time:
+#   16->16 @32x32 1.05-1.06, 32->32 @16 1.04-1.08, 64->64 @8 1.17-1.23, 32->32 @32 1.12-1.16,
+#   64->128 @8 1.33, 128->128 @8 1.43 (forward and dx alone 1.4-1.8x at 64-128 channels; dW
+#   is the taps' in both); DenseNet-BC's 48->12: 0.97-1.08 by size and run, a wash, so the
+#   12 output channels keep it on cftaps.
+WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_MIN_SIZE = 8
 # cols larger than this (bytes) are rebuilt in the backward instead of being kept from the forward
 KEEP_COLS_BYTES = 64 << 20
 
@@ -138,6 +149,10 @@ def conv2d_method(x_shape, w_shape, stride: IntPair = 1, padding: IntPair = 0, d
         return "im2col"
     if (kh, kw) == (1, 1) and pd == (0, 0):
         return "cf1x1"
+    if (st == (1, 1) and pair(dilation) == (1, 1) and (kh, kw) == (3, 3) and max(pd) <= 1
+            and min(x_shape[1], w_shape[0]) >= WINOGRAD_MIN_CHANNELS and min(x_shape[2:]) >= WINOGRAD_MIN_SIZE
+            and cnhw.get_backend() == "numba"):
+        return "winograd"
     if st == (1, 1) and x_shape[1] >= TAPS_MIN_CHANNELS:
         # the taps compute every column of their grid; where the border is a large share of it
         # (a 5x5 kernel on 12x12 maps: 2.25x the outputs), im2col's columns are cheaper
@@ -184,6 +199,8 @@ def conv2d_forward(x: Array, W: Array, b: Array | None = None, stride: IntPair =
     N, O, Ho, Wo = conv2d_output_shape(x.shape, W.shape, stride, padding, dilation, groups)
     st, pd, dl = pair(stride), pair(padding), pair(dilation)
     method = conv2d_method(x.shape, W.shape, st, pd, dl, groups, impl)
+    if method == "winograd" and impl == "gemm" and not cnhw._use_numba(x):
+        method = "cftaps"      # chosen for its Numba kernels: elsewhere (CuPy) the taps, on the same grids
     ctx = ConvCtx(W, tuple(x.shape), st, pd, dl, groups, b is not None, method)
     ctx.saved["keep"] = need_ctx
     ctx.saved["crop"] = crop
