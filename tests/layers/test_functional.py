@@ -155,9 +155,18 @@ def test_conv2d_forward_matches_naive_and_backward_is_its_adjoint(impl, xs, ws, 
 
 
 def test_conv2d_method_choice():
+    from layerwise.functional import cnhw
     from layerwise.functional.conv import conv2d_method
-    assert conv2d_method((64, 16, 32, 32), (16, 16, 3, 3), 1, 1) == "cftaps"       # ResNet
-    assert conv2d_method((64, 64, 8, 8), (64, 64, 3, 3), 1, 1) == "cftaps"         # 9x9 grid for 8x8 outputs
+    # ResNet / VGG 3x3: Winograd where its Numba kernels run, else the taps on the same grids
+    wino = "winograd" if cnhw.get_backend() == "numba" else "cftaps"
+    assert conv2d_method((64, 16, 32, 32), (16, 16, 3, 3), 1, 1) == wino            # ResNet
+    assert conv2d_method((64, 64, 8, 8), (64, 64, 3, 3), 1, 1) == wino
+    assert conv2d_method((64, 48, 32, 32), (12, 48, 3, 3), 1, 1) == "cftaps"       # DenseNet-BC: 12 outputs
+    assert conv2d_method((64, 8, 32, 32), (16, 8, 3, 3), 1, 1) == "cftaps"         # 8 inputs
+    assert conv2d_method((64, 16, 16, 16), (16, 16, 3, 3), 1, 1, 2) == "cftaps"    # dilated
+    assert conv2d_method((64, 64, 4, 4), (64, 64, 3, 3), 1, 1) == "cfim2col"       # 5x5 grid for 4x4 outputs
+    # 7x7 outputs of a 9x9 map: 16 tiles of 2x2 (1.3x the outputs); the taps' grid would be 1.65x
+    assert conv2d_method((64, 64, 9, 9), (64, 64, 3, 3), 1, 0) == ("winograd" if wino == "winograd" else "cfim2col")
     assert conv2d_method((64, 3, 32, 32), (16, 3, 3, 3), 1, 1) == "cfim2col"       # 3 input channels: stacked taps
     assert conv2d_method((256, 1, 28, 28), (20, 1, 5, 5)) == "cfim2col"            # LeNet conv1
     assert conv2d_method((256, 20, 12, 12), (50, 20, 5, 5)) == "cfim2col"          # LeNet conv2: 2.25x border
