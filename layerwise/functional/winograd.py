@@ -371,9 +371,8 @@ def _compile() -> dict[str, Any]:
                         mA[t] += uA0 * x0[t]
 
     @njit(nogil=True, cache=True)
-    def chunks(Gr, base, Sg, Wg, Hp, Wp, TH, TW, U, V, M, Y, r0, r1, rc):
+    def chunks(Gr, base, Sg, Wg, Hp, Wp, TH, TW, U, V, M, Y, r0, r1, rc, P):
         """The whole pipeline over tile rows [r0, r1), rc rows at a time, Numba GEMM."""
-        P = np.empty((8, rc * TW), dtype=M.dtype)
         for a in range(r0, r1, rc):
             b = min(r1, a + rc)
             input_tf(Gr, base, Sg, Wg, Hp, Wp, TH, TW, a, b, V)
@@ -476,14 +475,18 @@ def conv(Gr: Array, tl: Tiling, U: Array) -> Array:
     tcp = _padded_cols(rc * tl.TW, isz)
     args = (tl.base, tl.Sg, tl.Wg, tl.Hp, tl.Wp, tl.TH, tl.TW)
 
-    def part(lo: int, hi: int, _: int) -> None:
-        V = np.empty((C, 16, tcp), dtype=Gr.dtype)
-        M = np.empty((K, 16, tcp), dtype=Gr.dtype)
+    nparts = min(threads, nch)
+    # each part's chunk buffers, made here: made in the pool's threads they would come from
+    # per-thread malloc arenas, which held on to 20-40 MiB more per process
+    bufs = [(np.empty((C, 16, tcp), dtype=Gr.dtype), np.empty((K, 16, tcp), dtype=Gr.dtype),
+             np.empty((8, rc * tl.TW), dtype=Gr.dtype)) for _ in range(nparts)]
+
+    def part(lo: int, hi: int, i: int) -> None:
+        V, M, P = bufs[i]
         r0, r1 = lo * rc, min(tl.rows, hi * rc)
         if not use_blas:
-            k["chunks"](Gr, *args, U, V, M, Y, r0, r1, rc)
+            k["chunks"](Gr, *args, U, V, M, Y, r0, r1, rc, P)
             return
-        P = np.empty((8, rc * tl.TW), dtype=Gr.dtype)
         u0, v0, m0, dt = U.ctypes.data, V.ctypes.data, M.ctypes.data, Gr.dtype.name
         for a in range(r0, r1, rc):
             b = min(r1, a + rc)
@@ -494,7 +497,7 @@ def conv(Gr: Array, tl: Tiling, U: Array) -> Array:
                           m0 + p * tcp * isz, 16 * tcp, dt)
             k["output"](M, Y, tl.TH, tl.TW, a, b, P)
 
-    blas.parallel(part, nch, min(threads, nch))
+    blas.parallel(part, nch, nparts)
     return Y
 
 
