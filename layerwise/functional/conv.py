@@ -34,6 +34,17 @@ numbers; ``impl`` may also name a channels-first method (``METHODS``) where the 
     into NumPy's BLAS (``functional.blas``), split by columns over threads; ``xp.matmul`` where
     that is not possible (CuPy, no BLAS found). ``crop=False`` / ``dy_grid`` / ``input_grid``
     let the layers around hand over grids instead of copying (``layers.fused``).
+  - ``winograd``: 3x3, stride 1, dilation 1 with at least ``WINOGRAD_MIN_CHANNELS`` channels in
+    and out on maps of at least ``WINOGRAD_MIN_SIZE`` (padding <= 1; NumPy with the Numba
+    kernels on; by name: any 3x3 stride-1 dilation-1 convolution, any padding): Winograd's
+    F(2x2, 3x3) (``functional.winograd``: the matrices and the tile layout derived there), 16
+    GEMMs ``M[:, a] = U[:, a] (O, C) @ V[:, a] (C, tiles)`` on transformed 4x4 tiles instead of
+    9 of the taps' (2.25x fewer multiplications). It reads its 4x4 tiles straight off the
+    taps' grid ``Xg`` (padded pixel (r, q) of image n at column ``n*Sg + r*Wg + q``), so it
+    takes the same ``input_grid`` and ``dy_grid`` hand-overs. Backward: dx is the same
+    algorithm on the dy grid (the correlation of dy padded by (2 - ph, 2 - pw) with
+    ``rot180(W)`` transposed); dW is its transpose F(3x3, 2x2), 16 GEMMs summing over the tiles
+    (``winograd.weight_grad``).
   - ``cfim2col``: otherwise (few channels, a large border, stride > 1): im2col in the
     channels-first layout, ``cols (C*kh*kw, M)``, ``Y = K @ cols``; backward ``dK = dY cols^T``,
     ``dcols = K^T dY`` folded back by col2im. With BLAS and Numba it runs by blocks of images
@@ -78,15 +89,18 @@ TAPS_MIN_CHANNELS = 8
 TAPS_MAX_WASTE = 1.5   # most grid columns per output the taps may compute (else cfim2col)
 # Winograd F(2x2, 3x3) instead of the taps for a 3x3, stride-1, dilation-1 convolution with at
 # least this many input AND output channels on maps of at least WINOGRAD_MIN_SIZE (padding <= 1;
-# NumPy arrays with the Numba kernels on). Measured on the 2-core EPYC (float32, batch 64, one
-# core: the other was busy; benchmarks/bench_layers.py / bench_models.py for the networks):
-# forward + dx + dW vs cftaps, median of 7, taps time / winograd time:
-#   16->16 @32x32 1.05-1.06, 32->32 @16 1.04-1.08, 64->64 @8 1.17-1.23, 32->32 @32 1.12-1.16,
-#   64->128 @8 1.33, 128->128 @8 1.43 (forward and dx alone 1.4-1.8x at 64-128 channels; dW
-#   is the taps' in both); DenseNet-BC's 48->12: 0.97-1.08 by size and run, a wash, so the
-#   12 output channels keep it on cftaps.
+# NumPy arrays with the Numba kernels on). Measured on the 2-core EPYC, float32, batch 64, CPU
+# time on one core (the machine was shared; wall-clock runs there swung 2x), median of 7,
+# taps time / winograd time for forward, dx, dW (/tmp bench: conv2d_forward/backward on grids):
+#   16->16 @32x32   1.10  1.12  1.31        32->32 @16   1.14  1.16  1.20
+#   64->64 @8       1.44  1.47  1.28        32->64 @16   1.30  1.31  1.33
+#   128->128 @8     1.85  1.79  1.34
+# DenseNet-BC's 48->12 (forward and dx; dW then the taps'): 0.90-1.26 by size and run, a
+# wash: its 12 output channels keep it on cftaps (the GEMMs are too thin to pay the transforms).
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_SIZE = 8
+# dW of the winograd method by F(3x3, 2x2) (True) or by the taps on the same grids (False)
+WINOGRAD_DW = True
 # cols larger than this (bytes) are rebuilt in the backward instead of being kept from the forward
 KEEP_COLS_BYTES = 64 << 20
 
@@ -676,10 +690,12 @@ def _fwd_winograd(x, W, ctx, out):
 
 
 def _bwd_winograd(dy, ctx, need_dx, need_dW):
-    """dW by the taps (``_taps_corr`` on the same grids: measured no faster in the Winograd
-    domain); dx by Winograd: the correlation of dy padded by (2 - ph, 2 - pw) with
-    ``W'[c, o] = rot180(W[o, c])``. On the dy grid, padded-dy pixel (r, q) of image n is column
-    ``om - 2*Wg - 2 + lead + n*Sg + r*Wg + q = lead + n*Sg + r*Wg + q`` (om = 2*Wg + 2)."""
+    """dW by F(3x3, 2x2) (``winograd.weight_grad``: dy's 2x2 blocks against the forward's input
+    tiles, summed over the tiles by 16 GEMMs; OpenBLAS alone ran those slower than the taps at
+    16 channels, the Numba GEMM for thin products is 1.3x faster than the taps there); dx by
+    Winograd: the correlation of dy padded by (2 - ph, 2 - pw) with ``W'[c, o] = rot180(W[o, c])``.
+    On the dy grid, dy[n, h, w] is column ``om + n*Sg + h*Wg + w`` and padded-dy pixel (r, q) of
+    image n column ``om - 2*Wg - 2 + lead + n*Sg + r*Wg + q = lead + n*Sg + r*Wg + q`` (om = 2*Wg + 2)."""
     xp = get_array_module(dy)
     Xg, W = ctx.saved["Xg"], ctx.W
     N, C, H, Wd = ctx.x_shape
@@ -690,7 +706,10 @@ def _bwd_winograd(dy, ctx, need_dx, need_dW):
     if dYg is None:
         dYg, _ = _tap_dy_grid(ctx, dy.dtype, dy.transpose(1, 0, 2, 3))
     dW = None
-    if need_dW:
+    if need_dW and WINOGRAD_DW:                        # F(3x3, 2x2): dy's 2x2 blocks against the input tiles
+        Ho, Wo = dy.shape[2:]
+        dW = winograd.weight_grad(Xg, winograd.Tiling(N, Ho, Wo, 0, g.Hg * g.Wg, g.Wg), dYg, om)
+    elif need_dW:
         dWt = _taps_corr(dYg[:, om:], Xg, g.offsets, g.Lout, _blas_ok(dy, W, Xg))    # (9, O, C)
         dW = xp.ascontiguousarray(dWt.reshape(3, 3, O, C).transpose(2, 3, 0, 1))
     if not need_dx:

@@ -57,6 +57,19 @@ that is an odd multiple of 64 bytes keeps the 16 rows in 16 different cache sets
 The backward's input gradient is the same algorithm: dx is a 3x3 stride-1 convolution of dy
 padded by (2 - ph, 2 - pw) with ``W'[c, k] = rot180(W[k, c])`` (``functional.conv``).
 
+The weight gradient is the transposed algorithm, F(3x3, 2x2). In one dimension
+dg_j = sum_i dy_i d_{i+j} is the derivative of sum_i dy_i y_i with respect to g_j, and from
+y = A^T [(G g) * (B^T d)]:
+
+    dg = G^T [(A dy) * (B^T d)]            (A dy = (dy0, dy0 + dy1, dy0 - dy1, -dy1))
+
+so with the 2x2 block e of dy under each output tile, summed over the tiles t:
+
+    dW[k, c] = G^T [ sum_t (A e_{k,t} A^T) * (B^T d_{c,t} B) ] G
+    Mw[k, a, c] = sum_t D[k, a, t] V[c, a, t]      (D (K, 16, T): A e A^T; V as the forward's)
+
+16 GEMMs that sum over the tiles, then the 4x4 -> 3x3 back-transform per (k, c).
+
 Each transform exists as NumPy/CuPy code (``xp``, the reference, and what CuPy and
 ``LAYERWISE_NO_NUMBA=1`` run) and as a Numba kernel (one pass over memory; NumPy arrays, when
 ``cnhw`` is on its Numba backend). ``conv`` runs a whole convolution: on NumPy with Numba it
@@ -68,6 +81,8 @@ it transforms all tiles at once and multiplies with ``xp.matmul``.
     input_transform(Gr, tl, r0, r1, V)            # tile rows [r0, r1) -> V[:, :, :(r1-r0)*TW]
     output_transform(M, Y, tl, r0, r1)            # M[:, :, :(r1-r0)*TW] -> Y's 2x2 blocks
     Y = conv(Gr, tl, U)                           # all of it: Y (K, N, Ho, Wo)
+    dy_transform(Dg, base, tl, r0, r1, D)         # dy's 2x2 blocks -> D[:, :, :(r1-r0)*TW]
+    dW = weight_grad(Gr, tl, Dg, base)            # all of it: dW (K, C, 3, 3)
 """
 from __future__ import annotations
 
@@ -187,6 +202,33 @@ def _np_output(M: Array, Y: Array, tl: Tiling, r0: int, r1: int) -> None:
     keep = (rows < tl.Ho) & (cols < tl.Wo)
     nn = xp.broadcast_to(n[:, None, None, None], shape)[keep]
     Y[:, nn, xp.broadcast_to(rows, shape)[keep], xp.broadcast_to(cols, shape)[keep]] = O[:, keep]
+
+
+def _np_dy(Dg: Array, base: int, tl: Tiling, r0: int, r1: int, D: Array) -> None:
+    """D[k, a, t] = (A e A^T)[i, j] for the 2x2 block e of dy under tile t (zeros past Ho, Wo);
+    dy[n, h, w] at grid column base + n*Sg + h*Wg + w."""
+    xp = get_array_module(Dg)
+    K = Dg.shape[0]
+    r = xp.arange(r0, r1)
+    n, th = r // tl.TH, r % tl.TH
+    i = xp.arange(2)
+    rows = (2 * th)[:, None, None, None] + i[None, None, :, None]             # (R, 1, 2, 1)
+    cols = 2 * xp.arange(tl.TW)[None, :, None, None] + i[None, None, None, :]  # (1, TW, 1, 2)
+    inside = (rows < tl.Ho) & (cols < tl.Wo)
+    pos = base + n[:, None, None, None] * tl.Sg + rows * tl.Wg + cols
+    E = xp.where(inside, Dg[:, xp.where(inside, pos, 0)], 0)                  # (K, R, TW, 2, 2)
+    A = xp.asarray(A_T.T, dtype=Dg.dtype)                                      # (4, 2)
+    nt = (r1 - r0) * tl.TW
+    D[:, :, :nt] = (A @ E @ A.T).reshape(K, nt, 16).transpose(0, 2, 1)
+
+
+def _finish_wgrad(Mw: Array) -> Array:
+    """``dW[k, c] = G^T Mw[k, :, c] G``: the 4x4 sums of products back to a 3x3 gradient."""
+    xp = get_array_module(Mw)
+    K, _, C = Mw.shape
+    Gx = xp.asarray(G, dtype=Mw.dtype)
+    M4 = Mw.transpose(0, 2, 1).reshape(K, C, 4, 4)
+    return xp.ascontiguousarray(Gx.T @ M4 @ Gx)                               # (K, C, 3, 3)
 
 
 # ----------------------------------------------------------------------- Numba
@@ -379,7 +421,113 @@ def _compile() -> dict[str, Any]:
             gemm(U, V, M, (b - a) * TW)
             output_tf(M, Y, TH, TW, a, b, P)
 
-    _kernels.update(weight=weight, input=input_tf, output=output_tf, gemm=gemm, chunks=chunks)
+    @njit(nogil=True, cache=True)
+    def edge_dy(g, s, Wg, nr, nc, Dk, t):
+        """One tile whose 2x2 block of dy reaches past Ho or Wo: rows >= nr, columns >= nc are 0."""
+        z = g.dtype.type(0)
+        e00 = g[s] if nr > 0 and nc > 0 else z
+        e01 = g[s + 1] if nr > 0 and nc > 1 else z
+        e10 = g[s + Wg] if nr > 1 and nc > 0 else z
+        e11 = g[s + Wg + 1] if nr > 1 and nc > 1 else z
+        x0, x1, y0, y1 = e00 + e10, e01 + e11, e00 - e10, e01 - e11
+        Dk[0, t], Dk[1, t], Dk[2, t], Dk[3, t] = e00, e00 + e01, e00 - e01, -e01
+        Dk[4, t], Dk[5, t], Dk[6, t], Dk[7, t] = x0, x0 + x1, x0 - x1, -x1
+        Dk[8, t], Dk[9, t], Dk[10, t], Dk[11, t] = y0, y0 + y1, y0 - y1, -y1
+        Dk[12, t], Dk[13, t], Dk[14, t], Dk[15, t] = -e10, -e10 - e11, e11 - e10, e11
+
+    @njit(nogil=True, cache=True)
+    def dy_tf(Dg, base, Sg, Wg, Ho, Wo, TH, TW, r0, r1, D):
+        """D[k, :, t] = A e A^T of dy's 2x2 block e under tile t, A = (A^T)^T: rows of A e are
+        (e0, e0 + e1, e0 - e1, -e1), and the same along the columns."""
+        K = Dg.shape[0]
+        TWf = Wo // 2
+        one, wg = u(1), u(Wg)
+        for k in range(K):
+            g = Dg[k]
+            Dk = D[k]
+            d0, d1, d2, d3, d4, d5, d6, d7 = Dk[0], Dk[1], Dk[2], Dk[3], Dk[4], Dk[5], Dk[6], Dk[7]
+            d8, d9, d10, d11, d12, d13, d14, d15 = Dk[8], Dk[9], Dk[10], Dk[11], Dk[12], Dk[13], Dk[14], Dk[15]
+            for r in range(r0, r1):
+                n = r // TH
+                h = 2 * (r - n * TH)
+                t0 = (r - r0) * TW
+                if h + 1 >= Ho:                                 # Ho odd: the block's second row is past it
+                    for tw in range(TW):
+                        edge_dy(g, base + n * Sg + h * Wg + 2 * tw, Wg, Ho - h, Wo - 2 * tw, Dk, t0 + tw)
+                    continue
+                s = u(base + n * Sg + h * Wg)
+                s1 = s + wg
+                for tw in range(TWf):
+                    q = u(2 * tw)
+                    e00, e01, e10, e11 = g[s + q], g[s + q + one], g[s1 + q], g[s1 + q + one]
+                    x0, x1, y0, y1 = e00 + e10, e01 + e11, e00 - e10, e01 - e11
+                    t = u(t0 + tw)
+                    d0[t], d1[t], d2[t], d3[t] = e00, e00 + e01, e00 - e01, -e01
+                    d4[t], d5[t], d6[t], d7[t] = x0, x0 + x1, x0 - x1, -x1
+                    d8[t], d9[t], d10[t], d11[t] = y0, y0 + y1, y0 - y1, -y1
+                    d12[t], d13[t], d14[t], d15[t] = -e10, -e10 - e11, e11 - e10, e11
+                if TWf < TW:
+                    edge_dy(g, base + n * Sg + h * Wg + 2 * TWf, Wg, 2, Wo - 2 * TWf, Dk, t0 + TWf)
+
+    @njit(nogil=True, fastmath={"reassoc", "nsz", "contract"}, cache=True)
+    def dot(x, y, nt):
+        s = x.dtype.type(0)
+        for t in range(nt):
+            s += x[t] * y[t]
+        return s
+
+    @njit(nogil=True, fastmath={"reassoc", "nsz", "contract"}, cache=True)
+    def gemm_nt(D, V, Mw, nt):
+        """Mw[k, a, c] += sum_t D[k, a, t] V[c, a, t]: two rows of D against four of V at a time
+        (8 sums per 6 loads), the sums over t vectorised."""
+        K, C = D.shape[0], V.shape[0]
+        C4 = C - C % 4
+        K2 = K - K % 2
+        for a in range(16):
+            for k in range(0, K2, 2):
+                xA, xB = D[k, a], D[k + 1, a]
+                for c in range(0, C4, 4):
+                    y0, y1, y2, y3 = V[c, a], V[c + 1, a], V[c + 2, a], V[c + 3, a]
+                    z = D.dtype.type(0)
+                    sA0 = sA1 = sA2 = sA3 = sB0 = sB1 = sB2 = sB3 = z
+                    for t in range(nt):
+                        pA, pB = xA[t], xB[t]
+                        q0, q1, q2, q3 = y0[t], y1[t], y2[t], y3[t]
+                        sA0 += pA * q0
+                        sA1 += pA * q1
+                        sA2 += pA * q2
+                        sA3 += pA * q3
+                        sB0 += pB * q0
+                        sB1 += pB * q1
+                        sB2 += pB * q2
+                        sB3 += pB * q3
+                    Mw[k, a, c] += sA0
+                    Mw[k, a, c + 1] += sA1
+                    Mw[k, a, c + 2] += sA2
+                    Mw[k, a, c + 3] += sA3
+                    Mw[k + 1, a, c] += sB0
+                    Mw[k + 1, a, c + 1] += sB1
+                    Mw[k + 1, a, c + 2] += sB2
+                    Mw[k + 1, a, c + 3] += sB3
+                for c in range(C4, C):
+                    Mw[k, a, c] += dot(xA, V[c, a], nt)
+                    Mw[k + 1, a, c] += dot(xB, V[c, a], nt)
+            for k in range(K2, K):
+                for c in range(C):
+                    Mw[k, a, c] += dot(D[k, a], V[c, a], nt)
+
+    @njit(nogil=True, cache=True)
+    def wgrad_chunks(Gr, base, Sg, Wg, Hp, Wp, Dg, dbase, Ho, Wo, TH, TW, V, D, Mw, r0, r1, rc):
+        """The weight gradient's pipeline over tile rows [r0, r1), rc rows at a time: the input
+        tiles (as the forward's), dy's blocks, their products summed into Mw."""
+        for a in range(r0, r1, rc):
+            b = min(r1, a + rc)
+            input_tf(Gr, base, Sg, Wg, Hp, Wp, TH, TW, a, b, V)
+            dy_tf(Dg, dbase, Sg, Wg, Ho, Wo, TH, TW, a, b, D)
+            gemm_nt(D, V, Mw, (b - a) * TW)
+
+    _kernels.update(weight=weight, input=input_tf, output=output_tf, gemm=gemm, chunks=chunks, dy=dy_tf,
+                    gemm_nt=gemm_nt, wgrad_chunks=wgrad_chunks)
     return _kernels
 
 
@@ -501,5 +649,70 @@ def conv(Gr: Array, tl: Tiling, U: Array) -> Array:
     return Y
 
 
+def dy_transform(Dg: Array, base: int, tl: Tiling, r0: int, r1: int, D: Array) -> Array:
+    """Fill ``D[:, :, :(r1 - r0)*TW]`` (D (K, 16, >= that)) with ``A e A^T`` of the 2x2 blocks e
+    of dy under the tiles of tile rows [r0, r1) (dy[n, h, w] at column ``base + n*Sg + h*Wg + w``
+    of ``Dg (K, L)``; zeros past Ho, Wo)."""
+    if _numba(Dg) and cnhw._use_numba(D) and D.strides[2] == D.itemsize:
+        _compile()["dy"](Dg, base, tl.Sg, tl.Wg, tl.Ho, tl.Wo, tl.TH, tl.TW, r0, r1, D)
+    else:
+        _np_dy(Dg, base, tl, r0, r1, D)
+    return D
+
+
+def weight_grad(Gr: Array, tl: Tiling, Dg: Array, dbase: int) -> Array:
+    """``dW (K, C, 3, 3)`` of the convolution ``conv(Gr, tl, .)``: dW[k, c] = sum over tiles of
+    G^T [(A e_k A^T) * (B^T d_c B)] G, F(3x3, 2x2), the transpose of the forward's algorithm
+    (see the module docstring); ``Dg (K, L)`` holds dy (dy[n, h, w] at ``dbase + n*Sg + h*Wg + w``,
+    zeros in the gaps)."""
+    xp = get_array_module(Gr)
+    C, K = Gr.shape[0], Dg.shape[0]
+    check_grid(Gr, tl)
+    if dbase < 0 or dbase + (tl.N - 1) * tl.Sg + (tl.Ho - 1) * tl.Wg + tl.Wo > Dg.shape[1]:
+        raise ValueError(f"winograd.weight_grad: dy grid of shape {tuple(Dg.shape)} does not hold dy at base {dbase} "
+                         f"for {tl}")
+    if not _numba(Gr, Dg):
+        T = tl.rows * tl.TW
+        V = xp.empty((C, 16, T), dtype=Gr.dtype)
+        D = xp.empty((K, 16, T), dtype=Gr.dtype)
+        _np_input(Gr, tl, 0, tl.rows, V)
+        _np_dy(Dg, dbase, tl, 0, tl.rows, D)
+        return _finish_wgrad(xp.matmul(D.transpose(1, 0, 2), V.transpose(1, 2, 0)).transpose(1, 0, 2))
+    k = _compile()
+    isz = Gr.itemsize
+    use_blas = min(K, C) > NUMBA_GEMM_MAX and blas.supports(Gr, Dg)
+    threads = blas.num_threads()
+    rc = _chunk_rows(tl, C, K, isz, not use_blas, threads)
+    nch = -(-tl.rows // rc)
+    tcp = _padded_cols(rc * tl.TW, isz)
+    nparts = min(threads, nch)
+    bufs = [(np.empty((C, 16, tcp), dtype=Gr.dtype), np.empty((K, 16, tcp), dtype=Gr.dtype),
+             np.zeros((K, 16, C), dtype=Gr.dtype)) for _ in range(nparts)]
+    args = (tl.base, tl.Sg, tl.Wg, tl.Hp, tl.Wp)
+
+    def part(lo: int, hi: int, i: int) -> None:
+        V, D, Mw = bufs[i]
+        r0, r1 = lo * rc, min(tl.rows, hi * rc)
+        if not use_blas:
+            k["wgrad_chunks"](Gr, *args, Dg, dbase, tl.Ho, tl.Wo, tl.TH, tl.TW, V, D, Mw, r0, r1, rc)
+            return
+        v0, d0, m0, dt = V.ctypes.data, D.ctypes.data, Mw.ctypes.data, Gr.dtype.name
+        for a in range(r0, r1, rc):
+            b = min(r1, a + rc)
+            k["input"](Gr, *args, tl.TH, tl.TW, a, b, V)
+            k["dy"](Dg, dbase, tl.Sg, tl.Wg, tl.Ho, tl.Wo, tl.TH, tl.TW, a, b, D)
+            nt = (b - a) * tl.TW
+            for p in range(16):       # Mw[:, p, :] (K, C) += D[:, p, :nt] @ V[:, p, :nt]^T
+                blas.gemm(False, True, K, C, nt, d0 + p * tcp * isz, 16 * tcp, v0 + p * tcp * isz, 16 * tcp, 1.0,
+                          m0 + p * C * isz, 16 * C, dt)
+
+    blas.parallel(part, nch, nparts)
+    Mw = bufs[0][2]
+    for _, _, m in bufs[1:]:
+        Mw += m
+    return _finish_wgrad(Mw)
+
+
 __all__ = ["Tiling", "weight_transform", "input_transform", "output_transform", "product", "conv", "check_grid",
+           "dy_transform", "weight_grad",
            "B_T", "G", "A_T"]

@@ -30,11 +30,13 @@ class Conv2d(Layer):
         groups: C and O are split into this many groups (groups == C: depthwise).
         bias: learn an additive bias per output channel.
         impl: ``"gemm"`` (default: channels-first GEMMs, see ``layerwise.functional.conv``: one
-            GEMM for 1x1, one GEMM per kernel tap on shifted views for stride 1 with 8+ channels,
-            channels-first im2col otherwise; groups > 1 run ``"im2col"``), ``"im2col"``
+            GEMM for 1x1, Winograd F(2x2, 3x3) for 3x3 stride 1 with 16+ channels in and out,
+            one GEMM per kernel tap on shifted views for other stride-1 convolutions with 8+
+            channels, channels-first im2col otherwise; groups > 1 run ``"im2col"``), ``"im2col"``
             (docs/convolution.md route 2: per-sample im2col + GEMM in NCHW, for every geometry),
             ``"direct"`` (the rot180 derivation; slow), or one channels-first method by name
-            (``"cftaps"``, ``"cfim2col"``, ``"cfshift"``, ``"cf1x1"``) where the geometry allows.
+            (``"cftaps"``, ``"winograd"``, ``"cfim2col"``, ``"cfshift"``, ``"cf1x1"``) where the
+            geometry allows (``"winograd"``: 3x3, stride 1, dilation 1).
 
     Params: weight (O, C/groups, kh, kw), bias (O,); PyTorch's default init
         (kaiming-uniform with a=sqrt(5): U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for both).

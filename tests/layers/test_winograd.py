@@ -1,7 +1,8 @@
 """Winograd F(2x2, 3x3) (``functional.winograd`` and the conv method ``"winograd"``): the matrices,
 each Numba kernel against its NumPy reference, the method against the direct derivation
-(forward, dx, dW; float64 and float32), grids handed over by the layers around it, a float64
-gradcheck, the PyTorch oracle and ConvBatchNorm against the unfused chain."""
+(forward, dx and dW, the last by F(3x3, 2x2); float64 and float32), grids handed over by the
+layers around it, a float64 gradcheck, the PyTorch oracle and ConvBatchNorm against the
+unfused chain."""
 import numpy as np
 import pytest
 
@@ -79,6 +80,25 @@ def test_numba_kernels_match_the_numpy_reference(xs, K, p, dtype, rng):
         wg.output_transform(M0, Y0, tl, r0, r1)
         wg._np_output(M0, Y1, tl, r0, r1)
         np.testing.assert_allclose(Y0, Y1, **tol)
+    # dy's 2x2 blocks off a dy grid (base 3: dy[n, h, w] at column 3 + n*Sg + h*Wg + w, zeros elsewhere)
+    Dg = np.zeros((K, 3 + N * tl.Sg + 2 * tl.Wg), dtype)
+    Dg[:, 3:3 + N * tl.Sg].reshape(K, N, -1, tl.Wg)[:, :, :tl.Ho, :tl.Wo] = rng.standard_normal((K, N, tl.Ho, tl.Wo))
+    for r0, r1 in ((0, tl.rows), (1, max(2, tl.rows - 1))):
+        nt = (r1 - r0) * tl.TW
+        D0, D1 = (np.full((K, 16, nt + 2), np.nan, dtype) for _ in range(2))
+        wg.dy_transform(Dg, 3, tl, r0, r1, D0)
+        wg._np_dy(Dg, 3, tl, r0, r1, D1)
+        np.testing.assert_allclose(D0[:, :, :nt], D1[:, :, :nt], **tol)
+        assert np.isnan(D0[:, :, nt:]).all()
+    # the weight gradient: Numba pipeline (its GEMM: sums over tiles) against the NumPy one
+    dW0 = wg.weight_grad(Xg, tl, Dg, 3)
+    old = cnhw.set_backend("numpy")
+    try:
+        dW1 = wg.weight_grad(Xg, tl, Dg, 3)
+    finally:
+        cnhw.set_backend(old)
+    np.testing.assert_allclose(dW0, dW1, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-5 * np.abs(dW1).max() if dtype == np.float32 else 1e-12)
 
 
 def test_reference_transforms_compose_to_the_correlation(rng):
@@ -95,9 +115,28 @@ def test_reference_transforms_compose_to_the_correlation(rng):
         np.testing.assert_allclose(Y.transpose(1, 0, 2, 3), y, rtol=1e-12, atol=1e-12)
 
 
+def test_reference_weight_gradient_is_the_correlation_of_x_with_dy(rng):
+    """weight_grad (F(3x3, 2x2): G^T [(A e A^T) * (B^T d B)] G summed over tiles), NumPy reference."""
+    old = cnhw.set_backend("numpy")
+    try:
+        for xs, K, p in SHAPES:
+            x = rng.standard_normal(xs)
+            Xg, tl = _grid(x, (K, xs[1], 3, 3), p)
+            dy = rng.standard_normal((xs[0], K, tl.Ho, tl.Wo))
+            Dg = np.zeros((K, 5 + xs[0] * tl.Sg + 2 * tl.Wg))
+            Dg[:, 5:5 + xs[0] * tl.Sg].reshape(K, xs[0], -1, tl.Wg)[:, :, :tl.Ho, :tl.Wo] = dy.transpose(1, 0, 2, 3)
+            _, ctx = conv2d_forward(x, rng.standard_normal((K, xs[1], 3, 3)), None, 1, p, impl="direct")
+            _, dW, _ = conv2d_backward(dy, ctx, need_dx=False)
+            np.testing.assert_allclose(wg.weight_grad(Xg, tl, Dg, 5), dW, rtol=1e-12, atol=1e-12)
+    finally:
+        cnhw.set_backend(old)
+
+
 def test_grid_too_short_and_bad_weights_are_refused(rng):
     x = rng.standard_normal((2, 3, 6, 6))
     Xg, tl = _grid(x, (4, 3, 3, 3), (1, 1))
+    with pytest.raises(ValueError, match="does not hold dy"):
+        wg.weight_grad(Xg, tl, np.zeros((4, 20)), 0)
     with pytest.raises(ValueError, match="does not hold the padded inputs"):
         wg.conv(Xg[:, :-40], tl, wg.weight_transform(rng.standard_normal((4, 3, 3, 3))))
     with pytest.raises(ValueError, match=r"U must be \(K, 16, C\)"):
