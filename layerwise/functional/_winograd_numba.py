@@ -1,0 +1,297 @@
+"""The Numba kernels of ``functional.winograd`` (imported only when Numba is used; the math,
+the layouts and the NumPy references are there).
+
+They are module-level functions, not closures built on first use like the other kernel
+modules': a jitted closure that calls other jitted closures is never found in Numba's cache
+(its key pickles the callees differently in each process), so each process compiled them
+again (1-2 s and 25-45 MiB more per process). They run on the calling thread and release the
+GIL (``nogil``), so ``blas.parallel``'s threads run them side by side. Rows are taken as 1-D
+slices once per channel and indexed from loop counters: slicing per tile row cost more than
+the arithmetic on 8x8 maps. Indices are unsigned (``u``): Numba then skips its negative-index
+wraparound, 30% faster here.
+"""
+import numba as nb
+import numpy as np
+
+u = np.uint64
+
+
+@nb.njit(nogil=True, cache=True)
+def weight(W, U):                       # W (K, C, 3, 3) C-contiguous -> U (K, 16, C)
+    K, C = W.shape[0], W.shape[1]
+    h = W.dtype.type(0.5)
+    for k in range(K):
+        w = W[k].reshape(C * 9)
+        Uk = U[k]
+        u0, u1, u2, u3, u4, u5, u6, u7 = Uk[0], Uk[1], Uk[2], Uk[3], Uk[4], Uk[5], Uk[6], Uk[7]
+        u8, u9, u10, u11, u12, u13, u14, u15 = Uk[8], Uk[9], Uk[10], Uk[11], Uk[12], Uk[13], Uk[14], Uk[15]
+        for c in range(C):
+            o = 9 * c
+            w00, w01, w02 = w[o], w[o + 1], w[o + 2]
+            w10, w11, w12 = w[o + 3], w[o + 4], w[o + 5]
+            w20, w21, w22 = w[o + 6], w[o + 7], w[o + 8]
+            s0, s1, s2 = h * (w00 + w10 + w20), h * (w01 + w11 + w21), h * (w02 + w12 + w22)   # row 1 of G g
+            d0, d1, d2 = h * (w00 - w10 + w20), h * (w01 - w11 + w21), h * (w02 - w12 + w22)   # row 2
+            u0[c], u1[c], u2[c], u3[c] = w00, h * (w00 + w01 + w02), h * (w00 - w01 + w02), w02
+            u4[c], u5[c], u6[c], u7[c] = s0, h * (s0 + s1 + s2), h * (s0 - s1 + s2), s2
+            u8[c], u9[c], u10[c], u11[c] = d0, h * (d0 + d1 + d2), h * (d0 - d1 + d2), d2
+            u12[c], u13[c], u14[c], u15[c] = w20, h * (w20 + w21 + w22), h * (w20 - w21 + w22), w22
+
+@nb.njit(nogil=True, cache=True)
+def ld(g, s, Wg, i, j, nr, nc):
+    return g[s + i * Wg + j] if i < nr and j < nc else g.dtype.type(0)
+
+@nb.njit(nogil=True, cache=True)
+def edge_in(g, s, Wg, nr, nc, Vc, t):
+    """One tile whose window reaches past the padded input: rows >= nr, columns >= nc read 0."""
+    for j in range(4):                                      # B^T d, column j: rows combined
+        d0, d1, d2, d3 = ld(g, s, Wg, 0, j, nr, nc), ld(g, s, Wg, 1, j, nr, nc), \
+            ld(g, s, Wg, 2, j, nr, nc), ld(g, s, Wg, 3, j, nr, nc)
+        Vc[j, t], Vc[4 + j, t], Vc[8 + j, t], Vc[12 + j, t] = d0 - d2, d1 + d2, d2 - d1, d1 - d3
+    for i in range(4):                                      # (B^T d) B: columns combined, in place
+        e0, e1, e2, e3 = Vc[4 * i, t], Vc[4 * i + 1, t], Vc[4 * i + 2, t], Vc[4 * i + 3, t]
+        Vc[4 * i, t], Vc[4 * i + 1, t], Vc[4 * i + 2, t], Vc[4 * i + 3, t] = e0 - e2, e1 + e2, e2 - e1, e1 - e3
+
+@nb.njit(nogil=True, cache=True)
+def input_tf(Gr, base, Sg, Wg, Hp, Wp, TH, TW, r0, r1, V):
+    C = Gr.shape[0]
+    TWf = TW if 2 * TW + 1 < Wp else TW - 1                 # tiles whose 4 columns all lie inside
+    one, two, wg = u(1), u(2), u(Wg)
+    for c in range(C):
+        g = Gr[c]
+        Vc = V[c]
+        v0, v1, v2, v3, v4, v5, v6, v7 = Vc[0], Vc[1], Vc[2], Vc[3], Vc[4], Vc[5], Vc[6], Vc[7]
+        v8, v9, v10, v11, v12, v13, v14, v15 = Vc[8], Vc[9], Vc[10], Vc[11], Vc[12], Vc[13], Vc[14], Vc[15]
+        for r in range(r0, r1):
+            n = r // TH
+            h = 2 * (r - n * TH)
+            t0 = (r - r0) * TW
+            if h + 3 >= Hp:                                 # the window's last row lies past the input
+                for tw in range(TW):
+                    edge_in(g, base + n * Sg + h * Wg + 2 * tw, Wg, Hp - h, Wp - 2 * tw, Vc, t0 + tw)
+                continue
+            s = u(base + n * Sg + h * Wg)
+            s1, s2, s3 = s + wg, s + two * wg, s + (two + one) * wg
+            # B^T d on the window's first two columns; each tile then adds two columns
+            a0, a1 = g[s] - g[s2], g[s + one] - g[s2 + one]
+            b0, b1 = g[s1] + g[s2], g[s1 + one] + g[s2 + one]
+            e0, e1 = g[s2] - g[s1], g[s2 + one] - g[s1 + one]
+            f0, f1 = g[s1] - g[s3], g[s1 + one] - g[s3 + one]
+            for tw in range(TWf):
+                q = u(2 * tw + 2)
+                q1 = q + one
+                a2, a3 = g[s + q] - g[s2 + q], g[s + q1] - g[s2 + q1]
+                b2, b3 = g[s1 + q] + g[s2 + q], g[s1 + q1] + g[s2 + q1]
+                e2, e3 = g[s2 + q] - g[s1 + q], g[s2 + q1] - g[s1 + q1]
+                f2, f3 = g[s1 + q] - g[s3 + q], g[s1 + q1] - g[s3 + q1]
+                t = u(t0 + tw)
+                v0[t], v1[t], v2[t], v3[t] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
+                v4[t], v5[t], v6[t], v7[t] = b0 - b2, b1 + b2, b2 - b1, b1 - b3
+                v8[t], v9[t], v10[t], v11[t] = e0 - e2, e1 + e2, e2 - e1, e1 - e3
+                v12[t], v13[t], v14[t], v15[t] = f0 - f2, f1 + f2, f2 - f1, f1 - f3
+                a0, a1, b0, b1, e0, e1, f0, f1 = a2, a3, b2, b3, e2, e3, f2, f3
+            if TWf < TW:
+                edge_in(g, base + n * Sg + h * Wg + 2 * TWf, Wg, 4, Wp - 2 * TWf, Vc, t0 + TWf)
+
+@nb.njit(nogil=True, cache=True)
+def output_tf(M, Y, TH, TW, r0, r1, P):                    # Y (K, N, Ho, Wo) C-contiguous
+    """Two passes: the rows of A^T m (p: i = 0, q: i = 1) for all tiles of the chunk as unit-
+    stride loops (vectorised), then the columns into y's 2x2 blocks (18% faster than one
+    scalar pass). P (8, >= nt) is scratch."""
+    K = M.shape[0]
+    Ho, Wo = Y.shape[2], Y.shape[3]
+    nt = (r1 - r0) * TW
+    TWf = Wo // 2                                           # tiles whose two columns are outputs
+    one, wo = u(1), u(Wo)
+    p0, p1, p2, p3, q0, q1, q2, q3 = P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7]
+    for k in range(K):
+        Mk = M[k]
+        for j in range(4):
+            m0, m1, m2, m3 = Mk[j, :nt], Mk[4 + j, :nt], Mk[8 + j, :nt], Mk[12 + j, :nt]
+            pj, qj = P[j, :nt], P[4 + j, :nt]
+            for t in range(nt):
+                pj[t] = m0[t] + m1[t] + m2[t]
+                qj[t] = m1[t] - m2[t] - m3[t]
+        y = Y[k].reshape(Y.shape[1] * Ho * Wo)
+        for r in range(r0, r1):
+            n = r // TH
+            h = 2 * (r - n * TH)
+            o = u((n * Ho + h) * Wo)                        # y[n, h, 0]
+            t0 = (r - r0) * TW
+            if h + 1 < Ho:                                  # both output rows of the tiles
+                for tw in range(TWf):
+                    t, w = u(t0 + tw), o + u(2 * tw)
+                    y[w], y[w + one] = p0[t] + p1[t] + p2[t], p1[t] - p2[t] - p3[t]
+                    y[w + wo], y[w + wo + one] = q0[t] + q1[t] + q2[t], q1[t] - q2[t] - q3[t]
+            else:                                           # Ho odd, last tile row: its first row only
+                for tw in range(TWf):
+                    t, w = u(t0 + tw), o + u(2 * tw)
+                    y[w], y[w + one] = p0[t] + p1[t] + p2[t], p1[t] - p2[t] - p3[t]
+            if TWf < TW:                                    # Wo odd: the last tile's first column only
+                t, w = u(t0 + TWf), o + u(2 * TWf)
+                y[w] = p0[t] + p1[t] + p2[t]
+                if h + 1 < Ho:
+                    y[w + wo] = q0[t] + q1[t] + q2[t]
+
+@nb.njit(nogil=True, fastmath={"contract"}, cache=True)
+def gemm(U, V, M, nt):
+    """M[k, a, :nt] = sum_c U[k, a, c] V[c, a, :nt]: two rows of M against four of V at a
+    time (8 multiply-adds per 6 loads and 2 stores), the loop over columns vectorised."""
+    K, C = U.shape[0], U.shape[2]
+    C4 = C - C % 4
+    for a in range(16):
+        for k in range(0, K - 1, 2):
+            mA, mB = M[k, a], M[k + 1, a]
+            if C4 == 0:
+                for t in range(nt):
+                    mA[t] = 0
+                    mB[t] = 0
+            for c in range(0, C4, 4):
+                x0, x1, x2, x3 = V[c, a], V[c + 1, a], V[c + 2, a], V[c + 3, a]
+                uA0, uA1, uA2, uA3 = U[k, a, c], U[k, a, c + 1], U[k, a, c + 2], U[k, a, c + 3]
+                uB0, uB1, uB2, uB3 = U[k + 1, a, c], U[k + 1, a, c + 1], U[k + 1, a, c + 2], U[k + 1, a, c + 3]
+                if c == 0:                                  # the first four channels set the rows
+                    for t in range(nt):
+                        z0, z1, z2, z3 = x0[t], x1[t], x2[t], x3[t]
+                        mA[t] = uA0 * z0 + uA1 * z1 + uA2 * z2 + uA3 * z3
+                        mB[t] = uB0 * z0 + uB1 * z1 + uB2 * z2 + uB3 * z3
+                    continue
+                for t in range(nt):
+                    z0, z1, z2, z3 = x0[t], x1[t], x2[t], x3[t]
+                    mA[t] += uA0 * z0 + uA1 * z1 + uA2 * z2 + uA3 * z3
+                    mB[t] += uB0 * z0 + uB1 * z1 + uB2 * z2 + uB3 * z3
+            for c in range(C4, C):
+                x0 = V[c, a]
+                uA0, uB0 = U[k, a, c], U[k + 1, a, c]
+                for t in range(nt):
+                    mA[t] += uA0 * x0[t]
+                    mB[t] += uB0 * x0[t]
+        if K % 2:                                           # the last row of an odd K alone
+            k = K - 1
+            mA = M[k, a]
+            for t in range(nt):
+                mA[t] = 0
+            for c in range(0, C4, 4):
+                x0, x1, x2, x3 = V[c, a], V[c + 1, a], V[c + 2, a], V[c + 3, a]
+                uA0, uA1, uA2, uA3 = U[k, a, c], U[k, a, c + 1], U[k, a, c + 2], U[k, a, c + 3]
+                for t in range(nt):
+                    mA[t] += uA0 * x0[t] + uA1 * x1[t] + uA2 * x2[t] + uA3 * x3[t]
+            for c in range(C4, C):
+                x0 = V[c, a]
+                uA0 = U[k, a, c]
+                for t in range(nt):
+                    mA[t] += uA0 * x0[t]
+
+@nb.njit(nogil=True, cache=True)
+def chunks(Gr, base, Sg, Wg, Hp, Wp, TH, TW, U, V, M, Y, r0, r1, rc, P):
+    """The whole pipeline over tile rows [r0, r1), rc rows at a time, Numba GEMM."""
+    for a in range(r0, r1, rc):
+        b = min(r1, a + rc)
+        input_tf(Gr, base, Sg, Wg, Hp, Wp, TH, TW, a, b, V)
+        gemm(U, V, M, (b - a) * TW)
+        output_tf(M, Y, TH, TW, a, b, P)
+
+@nb.njit(nogil=True, cache=True)
+def edge_dy(g, s, Wg, nr, nc, Dk, t):
+    """One tile whose 2x2 block of dy reaches past Ho or Wo: rows >= nr, columns >= nc are 0."""
+    z = g.dtype.type(0)
+    e00 = g[s] if nr > 0 and nc > 0 else z
+    e01 = g[s + 1] if nr > 0 and nc > 1 else z
+    e10 = g[s + Wg] if nr > 1 and nc > 0 else z
+    e11 = g[s + Wg + 1] if nr > 1 and nc > 1 else z
+    x0, x1, y0, y1 = e00 + e10, e01 + e11, e00 - e10, e01 - e11
+    Dk[0, t], Dk[1, t], Dk[2, t], Dk[3, t] = e00, e00 + e01, e00 - e01, -e01
+    Dk[4, t], Dk[5, t], Dk[6, t], Dk[7, t] = x0, x0 + x1, x0 - x1, -x1
+    Dk[8, t], Dk[9, t], Dk[10, t], Dk[11, t] = y0, y0 + y1, y0 - y1, -y1
+    Dk[12, t], Dk[13, t], Dk[14, t], Dk[15, t] = -e10, -e10 - e11, e11 - e10, e11
+
+@nb.njit(nogil=True, cache=True)
+def dy_tf(Dg, base, Sg, Wg, Ho, Wo, TH, TW, r0, r1, D):
+    """D[k, :, t] = A e A^T of dy's 2x2 block e under tile t, A = (A^T)^T: rows of A e are
+    (e0, e0 + e1, e0 - e1, -e1), and the same along the columns."""
+    K = Dg.shape[0]
+    TWf = Wo // 2
+    one, wg = u(1), u(Wg)
+    for k in range(K):
+        g = Dg[k]
+        Dk = D[k]
+        d0, d1, d2, d3, d4, d5, d6, d7 = Dk[0], Dk[1], Dk[2], Dk[3], Dk[4], Dk[5], Dk[6], Dk[7]
+        d8, d9, d10, d11, d12, d13, d14, d15 = Dk[8], Dk[9], Dk[10], Dk[11], Dk[12], Dk[13], Dk[14], Dk[15]
+        for r in range(r0, r1):
+            n = r // TH
+            h = 2 * (r - n * TH)
+            t0 = (r - r0) * TW
+            if h + 1 >= Ho:                                 # Ho odd: the block's second row is past it
+                for tw in range(TW):
+                    edge_dy(g, base + n * Sg + h * Wg + 2 * tw, Wg, Ho - h, Wo - 2 * tw, Dk, t0 + tw)
+                continue
+            s = u(base + n * Sg + h * Wg)
+            s1 = s + wg
+            for tw in range(TWf):
+                q = u(2 * tw)
+                e00, e01, e10, e11 = g[s + q], g[s + q + one], g[s1 + q], g[s1 + q + one]
+                x0, x1, y0, y1 = e00 + e10, e01 + e11, e00 - e10, e01 - e11
+                t = u(t0 + tw)
+                d0[t], d1[t], d2[t], d3[t] = e00, e00 + e01, e00 - e01, -e01
+                d4[t], d5[t], d6[t], d7[t] = x0, x0 + x1, x0 - x1, -x1
+                d8[t], d9[t], d10[t], d11[t] = y0, y0 + y1, y0 - y1, -y1
+                d12[t], d13[t], d14[t], d15[t] = -e10, -e10 - e11, e11 - e10, e11
+            if TWf < TW:
+                edge_dy(g, base + n * Sg + h * Wg + 2 * TWf, Wg, 2, Wo - 2 * TWf, Dk, t0 + TWf)
+
+@nb.njit(nogil=True, fastmath={"reassoc", "nsz", "contract"}, cache=True)
+def dot(x, y, nt):
+    s = x.dtype.type(0)
+    for t in range(nt):
+        s += x[t] * y[t]
+    return s
+
+@nb.njit(nogil=True, fastmath={"reassoc", "nsz", "contract"}, cache=True)
+def gemm_nt(D, V, Mw, nt):
+    """Mw[k, a, c] += sum_t D[k, a, t] V[c, a, t]: two rows of D against four of V at a time
+    (8 sums per 6 loads), the sums over t vectorised."""
+    K, C = D.shape[0], V.shape[0]
+    C4 = C - C % 4
+    K2 = K - K % 2
+    for a in range(16):
+        for k in range(0, K2, 2):
+            xA, xB = D[k, a], D[k + 1, a]
+            for c in range(0, C4, 4):
+                y0, y1, y2, y3 = V[c, a], V[c + 1, a], V[c + 2, a], V[c + 3, a]
+                z = D.dtype.type(0)
+                sA0 = sA1 = sA2 = sA3 = sB0 = sB1 = sB2 = sB3 = z
+                for t in range(nt):
+                    pA, pB = xA[t], xB[t]
+                    q0, q1, q2, q3 = y0[t], y1[t], y2[t], y3[t]
+                    sA0 += pA * q0
+                    sA1 += pA * q1
+                    sA2 += pA * q2
+                    sA3 += pA * q3
+                    sB0 += pB * q0
+                    sB1 += pB * q1
+                    sB2 += pB * q2
+                    sB3 += pB * q3
+                Mw[k, a, c] += sA0
+                Mw[k, a, c + 1] += sA1
+                Mw[k, a, c + 2] += sA2
+                Mw[k, a, c + 3] += sA3
+                Mw[k + 1, a, c] += sB0
+                Mw[k + 1, a, c + 1] += sB1
+                Mw[k + 1, a, c + 2] += sB2
+                Mw[k + 1, a, c + 3] += sB3
+            for c in range(C4, C):
+                Mw[k, a, c] += dot(xA, V[c, a], nt)
+                Mw[k + 1, a, c] += dot(xB, V[c, a], nt)
+        for k in range(K2, K):
+            for c in range(C):
+                Mw[k, a, c] += dot(D[k, a], V[c, a], nt)
+
+@nb.njit(nogil=True, cache=True)
+def wgrad_chunks(Gr, base, Sg, Wg, Hp, Wp, Dg, dbase, Ho, Wo, TH, TW, V, D, Mw, r0, r1, rc):
+    """The weight gradient's pipeline over tile rows [r0, r1), rc rows at a time: the input
+    tiles (as the forward's), dy's blocks, their products summed into Mw."""
+    for a in range(r0, r1, rc):
+        b = min(r1, a + rc)
+        input_tf(Gr, base, Sg, Wg, Hp, Wp, TH, TW, a, b, V)
+        dy_tf(Dg, dbase, Sg, Wg, Ho, Wo, TH, TW, a, b, D)
+        gemm_nt(D, V, Mw, (b - a) * TW)
