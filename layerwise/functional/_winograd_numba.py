@@ -37,9 +37,11 @@ def weight(W, U):                       # W (K, C, 3, 3) C-contiguous -> U (K, 1
             u8[c], u9[c], u10[c], u11[c] = d0, h * (d0 + d1 + d2), h * (d0 - d1 + d2), d2
             u12[c], u13[c], u14[c], u15[c] = w20, h * (w20 + w21 + w22), h * (w20 - w21 + w22), w22
 
+
 @nb.njit(nogil=True, cache=True)
 def ld(g, s, Wg, i, j, nr, nc):
     return g[s + i * Wg + j] if i < nr and j < nc else g.dtype.type(0)
+
 
 @nb.njit(nogil=True, cache=True)
 def edge_in(g, s, Wg, nr, nc, Vc, t):
@@ -51,6 +53,7 @@ def edge_in(g, s, Wg, nr, nc, Vc, t):
     for i in range(4):                                      # (B^T d) B: columns combined, in place
         e0, e1, e2, e3 = Vc[4 * i, t], Vc[4 * i + 1, t], Vc[4 * i + 2, t], Vc[4 * i + 3, t]
         Vc[4 * i, t], Vc[4 * i + 1, t], Vc[4 * i + 2, t], Vc[4 * i + 3, t] = e0 - e2, e1 + e2, e2 - e1, e1 - e3
+
 
 @nb.njit(nogil=True, cache=True)
 def input_tf(Gr, base, Sg, Wg, Hp, Wp, TH, TW, r0, r1, V):
@@ -93,6 +96,7 @@ def input_tf(Gr, base, Sg, Wg, Hp, Wp, TH, TW, r0, r1, V):
             if TWf < TW:
                 edge_in(g, base + n * Sg + h * Wg + 2 * TWf, Wg, 4, Wp - 2 * TWf, Vc, t0 + TWf)
 
+
 @nb.njit(nogil=True, cache=True)
 def output_tf(M, Y, TH, TW, r0, r1, P):                    # Y (K, N, Ho, Wo) C-contiguous
     """Two passes: the rows of A^T m (p: i = 0, q: i = 1) for all tiles of the chunk as unit-
@@ -132,6 +136,7 @@ def output_tf(M, Y, TH, TW, r0, r1, P):                    # Y (K, N, Ho, Wo) C-
                 y[w] = p0[t] + p1[t] + p2[t]
                 if h + 1 < Ho:
                     y[w + wo] = q0[t] + q1[t] + q2[t]
+
 
 @nb.njit(nogil=True, fastmath={"contract"}, cache=True)
 def gemm(U, V, M, nt):
@@ -182,6 +187,7 @@ def gemm(U, V, M, nt):
                 for t in range(nt):
                     mA[t] += uA0 * x0[t]
 
+
 @nb.njit(nogil=True, cache=True)
 def chunks(Gr, base, Sg, Wg, Hp, Wp, TH, TW, U, V, M, Y, r0, r1, rc, P):
     """The whole pipeline over tile rows [r0, r1), rc rows at a time, Numba GEMM."""
@@ -190,6 +196,7 @@ def chunks(Gr, base, Sg, Wg, Hp, Wp, TH, TW, U, V, M, Y, r0, r1, rc, P):
         input_tf(Gr, base, Sg, Wg, Hp, Wp, TH, TW, a, b, V)
         gemm(U, V, M, (b - a) * TW)
         output_tf(M, Y, TH, TW, a, b, P)
+
 
 @nb.njit(nogil=True, cache=True)
 def edge_dy(g, s, Wg, nr, nc, Dk, t):
@@ -204,6 +211,7 @@ def edge_dy(g, s, Wg, nr, nc, Dk, t):
     Dk[4, t], Dk[5, t], Dk[6, t], Dk[7, t] = x0, x0 + x1, x0 - x1, -x1
     Dk[8, t], Dk[9, t], Dk[10, t], Dk[11, t] = y0, y0 + y1, y0 - y1, -y1
     Dk[12, t], Dk[13, t], Dk[14, t], Dk[15, t] = -e10, -e10 - e11, e11 - e10, e11
+
 
 @nb.njit(nogil=True, cache=True)
 def dy_tf(Dg, base, Sg, Wg, Ho, Wo, TH, TW, r0, r1, D):
@@ -239,12 +247,14 @@ def dy_tf(Dg, base, Sg, Wg, Ho, Wo, TH, TW, r0, r1, D):
             if TWf < TW:
                 edge_dy(g, base + n * Sg + h * Wg + 2 * TWf, Wg, 2, Wo - 2 * TWf, Dk, t0 + TWf)
 
+
 @nb.njit(nogil=True, fastmath={"reassoc", "nsz", "contract"}, cache=True)
 def dot(x, y, nt):
     s = x.dtype.type(0)
     for t in range(nt):
         s += x[t] * y[t]
     return s
+
 
 @nb.njit(nogil=True, fastmath={"reassoc", "nsz", "contract"}, cache=True)
 def gemm_nt(D, V, Mw, nt):
@@ -285,6 +295,7 @@ def gemm_nt(D, V, Mw, nt):
         for k in range(K2, K):
             for c in range(C):
                 Mw[k, a, c] += dot(D[k, a], V[c, a], nt)
+
 
 @nb.njit(nogil=True, cache=True)
 def wgrad_chunks(Gr, base, Sg, Wg, Hp, Wp, Dg, dbase, Ho, Wo, TH, TW, V, D, Mw, r0, r1, rc):

@@ -71,11 +71,12 @@ so with the 2x2 block e of dy under each output tile, summed over the tiles t:
 16 GEMMs that sum over the tiles, then the 4x4 -> 3x3 back-transform per (k, c).
 
 Each transform exists as NumPy/CuPy code (``xp``, the reference, and what CuPy and
-``LAYERWISE_NO_NUMBA=1`` run) and as a Numba kernel (one pass over memory; NumPy arrays, when
-``cnhw`` is on its Numba backend). ``conv`` runs a whole convolution: on NumPy with Numba it
-works through chunks of tile rows small enough to stay in cache (input transform, 16 GEMMs,
-output transform per chunk), the chunks split over our threads (``blas.parallel``); elsewhere
-it transforms all tiles at once and multiplies with ``xp.matmul``.
+``LAYERWISE_NO_NUMBA=1`` run) and as a Numba kernel (``_winograd_numba``: one pass over memory;
+NumPy arrays, when ``cnhw`` is on its Numba backend). ``conv`` and ``weight_grad`` run a whole
+convolution: on NumPy with Numba they work through chunks of tile rows small enough to stay in
+cache (transforms and 16 GEMMs per chunk; a Numba GEMM for thin products, OpenBLAS for wide
+ones), the chunks split over our threads (``blas.parallel``); elsewhere they transform all
+tiles at once and multiply with ``xp.matmul``.
 
     U = weight_transform(W)                       # (K, C, 3, 3) -> (K, 16, C)
     input_transform(Gr, tl, r0, r1, V)            # tile rows [r0, r1) -> V[:, :, :(r1-r0)*TW]
@@ -98,7 +99,7 @@ B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtyp
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
 A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
 
-# Tiles per chunk (each chunk: input transform, 16 GEMMs, output transform, on one thread).
+# Tiles per chunk (each chunk: its transforms and 16 GEMMs, on one thread).
 # Measured on one core (the EPYC's: 512 KiB L2, 32 MiB L3; float32, batch 64): the Numba GEMM
 # ran best with V and M of a chunk within about 1 MiB (256-1024 tiles were within 5%), the
 # OpenBLAS GEMM with wider products (512-2048 tiles: 128 channels at 8x8 8.8 ms at 512 tiles,
