@@ -99,19 +99,20 @@ B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtyp
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
 A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
 
-# Tiles per chunk (each chunk: its transforms and 16 GEMMs, on one thread).
-# Measured on one core (the EPYC's: 512 KiB L2, 32 MiB L3; float32, batch 64): the Numba GEMM
-# ran best with V and M of a chunk within about 1 MiB (256-1024 tiles were within 5%), the
-# OpenBLAS GEMM with wider products (512-2048 tiles: 128 channels at 8x8 8.8 ms at 512 tiles,
-# 12.2 at 2048; 32 channels at 16x16 3.9 ms at 2048 tiles, 4.7 at 256)
-NUMBA_CHUNK_BYTES = 1 << 20
-BLAS_CHUNK_BYTES = 8 << 20
-MIN_CHUNK_TILES = 256      # fewer columns per GEMM than this and the call overhead shows
-MAX_CHUNK_TILES = 2048
+# Tiles per chunk (each chunk: its transforms and 16 GEMMs, on one thread). Measured on one
+# core of the EPYC (512 KiB L2, 32 MiB L3 shared with other jobs; float32, batch 64; forward +
+# weight gradient, ms, chunks of 256 / 512 / 1024 tiles):
+#   16->16 @32   Numba GEMM 11.2 11.2 10.9    OpenBLAS 18.5 15.2 13.4
+#   32->32 @16   Numba GEMM  8.6  8.5  8.1    OpenBLAS  9.6  8.5  8.2
+#   64->64 @8    Numba GEMM  7.9  7.5  7.6    OpenBLAS  6.8  6.6  6.7
+#   64->64 @16   Numba GEMM 28.8 27.7 25.9    OpenBLAS 23.4 22.4 22.5
+#   128->128 @8  Numba GEMM 28.4 29.6 29.9    OpenBLAS 21.1 20.5 21.0
+# (2048-tile chunks, 8 MiB of V and M, had run best on a quiet machine but lost 50% when other
+# jobs shared the L3.)
+CHUNK_TILES = 512
 # the Numba GEMM (k, c blocked 2 x 4; about 60 GFLOP/s on one core at K = C = 16, where
-# OpenBLAS ran 30) when either side is this narrow; OpenBLAS beyond (on one core, whole
-# convolution: K = C = 16 at 32x32 5.5 ms vs 6.0; K = C = 32 at 16x16 4.3 vs 3.9)
-NUMBA_GEMM_MAX = 16
+# OpenBLAS ran 30) when either side has at most this many channels, OpenBLAS beyond
+NUMBA_GEMM_MAX = 32
 
 
 @dataclass(frozen=True)
@@ -294,13 +295,11 @@ def product(U: Array, V: Array, M: Array, nt: int) -> Array:
     return M
 
 
-def _chunk_rows(tl: Tiling, C: int, K: int, itemsize: int, numba_gemm: bool, parts: int) -> int:
-    """Tile rows per chunk: V and M of a chunk within the GEMM's budget (see NUMBA_CHUNK_BYTES),
-    the chunks as many as a multiple of the threads (each thread gets an equal share)."""
-    budget = NUMBA_CHUNK_BYTES if numba_gemm else BLAS_CHUNK_BYTES
-    tiles = min(MAX_CHUNK_TILES, max(MIN_CHUNK_TILES, budget // ((C + K) * 16 * itemsize)))
-    nch = -(-tl.rows // max(1, tiles // tl.TW))
-    nch = -(-nch // parts) * parts                      # a multiple of the threads: equal shares
+def _chunk_rows(tl: Tiling, parts: int) -> int:
+    """Tile rows per chunk: about CHUNK_TILES tiles, the chunks as many as a multiple of the
+    threads (each thread gets an equal share)."""
+    nch = -(-tl.rows // max(1, CHUNK_TILES // tl.TW))
+    nch = -(-nch // parts) * parts
     return max(1, -(-tl.rows // nch))
 
 
@@ -332,7 +331,7 @@ def conv(Gr: Array, tl: Tiling, U: Array) -> Array:
     isz = Gr.itemsize
     use_blas = min(K, C) > NUMBA_GEMM_MAX and blas.supports(Gr, U)
     threads = blas.num_threads()
-    rc = _chunk_rows(tl, C, K, isz, not use_blas, threads)
+    rc = _chunk_rows(tl, threads)
     nch = -(-tl.rows // rc)
     tcp = _padded_cols(rc * tl.TW, isz)
     args = (tl.base, tl.Sg, tl.Wg, tl.Hp, tl.Wp, tl.TH, tl.TW)
@@ -396,7 +395,7 @@ def weight_grad(Gr: Array, tl: Tiling, Dg: Array, dbase: int) -> Array:
     isz = Gr.itemsize
     use_blas = min(K, C) > NUMBA_GEMM_MAX and blas.supports(Gr, Dg)
     threads = blas.num_threads()
-    rc = _chunk_rows(tl, C, K, isz, not use_blas, threads)
+    rc = _chunk_rows(tl, threads)
     nch = -(-tl.rows // rc)
     tcp = _padded_cols(rc * tl.TW, isz)
     nparts = min(threads, nch)
