@@ -89,14 +89,16 @@ TAPS_MIN_CHANNELS = 8
 TAPS_MAX_WASTE = 1.5   # most grid columns per output the taps may compute (else cfim2col)
 # Winograd F(2x2, 3x3) instead of the taps for a 3x3, stride-1, dilation-1 convolution with at
 # least this many input AND output channels on maps of at least WINOGRAD_MIN_SIZE (padding <= 1;
-# NumPy arrays with the Numba kernels on). Measured on the 2-core EPYC, float32, batch 64, CPU
-# time on one core (the machine was shared; wall-clock runs there swung 2x), median of 7,
-# taps time / winograd time for forward, dx, dW (/tmp bench: conv2d_forward/backward on grids):
-#   16->16 @32x32   1.10  1.12  1.31        32->32 @16   1.14  1.16  1.20
-#   64->64 @8       1.44  1.47  1.28        32->64 @16   1.30  1.31  1.33
-#   128->128 @8     1.85  1.79  1.34
-# DenseNet-BC's 48->12 (forward and dx; dW then the taps'): 0.90-1.26 by size and run, a
-# wash: its 12 output channels keep it on cftaps (the GEMMs are too thin to pay the transforms).
+# NumPy arrays with the Numba kernels on). Measured on the 2-core EPYC (float32, batch 64, input
+# and dy on their grids, CPU time on one core: the machine was shared and 2-thread wall times
+# swung 2x between runs), `python benchmarks/bench_conv_methods.py`, taps time / winograd time
+# for forward, dx, dW (two runs: this one, and the spread of an earlier one):
+#   16->16 @32x32  1.13 1.29 1.24 (1.06-1.10 fwd)   32->32 @16   1.25 1.37 1.28
+#   64->64 @8      1.52 1.59 1.26                   32->32 @32   1.37 1.49 1.60
+#   32->64 @16     1.33 1.24 1.34                   64->64 @16   1.52 1.61 1.54
+#   64->128 @8     1.66 1.75 1.39                   128->128 @8  1.88 2.01 1.48
+# With fewer channels the forward alone is a wash (48->12 @16 and @8: 0.97-1.07 by run, 16->8
+# @32 0.95, 8->8 @32 0.89) while the backward still gains 10-50%: those stay on the taps.
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_SIZE = 8
 # dW of the winograd method by F(3x3, 2x2) (True) or by the taps on the same grids (False)
