@@ -75,8 +75,8 @@ Each transform exists as NumPy/CuPy code (``xp``, the reference, and what CuPy a
 NumPy arrays, when ``cnhw`` is on its Numba backend). ``conv`` and ``weight_grad`` run a whole
 convolution: on NumPy with Numba they work through chunks of tile rows small enough to stay in
 cache (transforms and 16 GEMMs per chunk; a Numba GEMM for thin products, OpenBLAS for wide
-ones), the chunks split over our threads (``blas.parallel``); elsewhere they transform all
-tiles at once and multiply with ``xp.matmul``.
+ones), the chunks handed to whichever of our threads is free (``blas.parallel_chunks``);
+elsewhere they transform all tiles at once and multiply with ``xp.matmul``.
 
     U = weight_transform(W)                       # (K, C, 3, 3) -> (K, 16, C)
     input_transform(Gr, tl, r0, r1, V)            # tile rows [r0, r1) -> V[:, :, :(r1-r0)*TW]
@@ -110,6 +110,10 @@ A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
 # (2048-tile chunks, 8 MiB of V and M, had run best on a quiet machine but lost 50% when other
 # jobs shared the L3.)
 CHUNK_TILES = 512
+# Chunks are handed to whichever of our threads is free (``blas.parallel_chunks``): with a core
+# taken by another process, equal fixed shares left the faster thread waiting (in one profile
+# ResNet-56's 8x8 convolutions took 3x their one-core time); at least this many chunks per thread
+CHUNKS_PER_THREAD = 2
 # the Numba GEMM (k, c blocked 2 x 4; about 60 GFLOP/s on one core at K = C = 16, where
 # OpenBLAS ran 30) when either side has at most this many channels, OpenBLAS beyond
 NUMBA_GEMM_MAX = 32
@@ -295,12 +299,13 @@ def product(U: Array, V: Array, M: Array, nt: int) -> Array:
     return M
 
 
-def _chunk_rows(tl: Tiling, parts: int) -> int:
-    """Tile rows per chunk: about CHUNK_TILES tiles, the chunks as many as a multiple of the
-    threads (each thread gets an equal share)."""
-    nch = -(-tl.rows // max(1, CHUNK_TILES // tl.TW))
-    nch = -(-nch // parts) * parts
-    return max(1, -(-tl.rows // nch))
+def _chunk_rows(tl: Tiling, threads: int) -> int:
+    """Tile rows per chunk: about CHUNK_TILES tiles, but at least CHUNKS_PER_THREAD chunks per
+    thread where there are enough tile rows (the chunks go to whichever thread is free)."""
+    rc = max(1, CHUNK_TILES // tl.TW)
+    if threads > 1:
+        rc = min(rc, max(1, tl.rows // (CHUNKS_PER_THREAD * threads)))
+    return rc
 
 
 def _padded_cols(nt: int, itemsize: int) -> int:
@@ -335,30 +340,27 @@ def conv(Gr: Array, tl: Tiling, U: Array) -> Array:
     nch = -(-tl.rows // rc)
     tcp = _padded_cols(rc * tl.TW, isz)
     args = (tl.base, tl.Sg, tl.Wg, tl.Hp, tl.Wp, tl.TH, tl.TW)
-
-    nparts = min(threads, nch)
-    # each part's chunk buffers, made here: made in the pool's threads they would come from
-    # per-thread malloc arenas, which held on to 20-40 MiB more per process
+    nthreads = max(1, min(threads, nch))
+    # each thread's chunk buffers, made here: made in the pool's threads they would come from
+    # per-thread malloc arenas
     bufs = [(np.empty((C, 16, tcp), dtype=Gr.dtype), np.empty((K, 16, tcp), dtype=Gr.dtype),
-             np.empty((8, rc * tl.TW), dtype=Gr.dtype)) for _ in range(nparts)]
+             np.empty((8, rc * tl.TW), dtype=Gr.dtype)) for _ in range(nthreads)]
 
-    def part(lo: int, hi: int, i: int) -> None:
-        V, M, P = bufs[i]
-        r0, r1 = lo * rc, min(tl.rows, hi * rc)
+    def chunk(i: int, thread: int) -> None:
+        V, M, P = bufs[thread]
+        a, b = i * rc, min(tl.rows, (i + 1) * rc)
         if not use_blas:
-            k["chunks"](Gr, *args, U, V, M, Y, r0, r1, rc, P)
+            k["chunks"](Gr, *args, U, V, M, Y, a, b, rc, P)
             return
+        k["input"](Gr, *args, a, b, V)
         u0, v0, m0, dt = U.ctypes.data, V.ctypes.data, M.ctypes.data, Gr.dtype.name
-        for a in range(r0, r1, rc):
-            b = min(r1, a + rc)
-            k["input"](Gr, *args, a, b, V)
-            nt = (b - a) * tl.TW
-            for p in range(16):
-                blas.gemm(False, False, K, nt, C, u0 + p * C * isz, 16 * C, v0 + p * tcp * isz, 16 * tcp, 0.0,
-                          m0 + p * tcp * isz, 16 * tcp, dt)
-            k["output"](M, Y, tl.TH, tl.TW, a, b, P)
+        nt = (b - a) * tl.TW
+        for p in range(16):
+            blas.gemm(False, False, K, nt, C, u0 + p * C * isz, 16 * C, v0 + p * tcp * isz, 16 * tcp, 0.0,
+                      m0 + p * tcp * isz, 16 * tcp, dt)
+        k["output"](M, Y, tl.TH, tl.TW, a, b, P)
 
-    blas.parallel(part, nch, nparts)
+    blas.parallel_chunks(chunk, nch, nthreads)
     return Y
 
 
@@ -398,28 +400,26 @@ def weight_grad(Gr: Array, tl: Tiling, Dg: Array, dbase: int) -> Array:
     rc = _chunk_rows(tl, threads)
     nch = -(-tl.rows // rc)
     tcp = _padded_cols(rc * tl.TW, isz)
-    nparts = min(threads, nch)
+    nthreads = max(1, min(threads, nch))
     bufs = [(np.empty((C, 16, tcp), dtype=Gr.dtype), np.empty((K, 16, tcp), dtype=Gr.dtype),
-             np.zeros((K, 16, C), dtype=Gr.dtype)) for _ in range(nparts)]
+             np.zeros((K, 16, C), dtype=Gr.dtype)) for _ in range(nthreads)]
     args = (tl.base, tl.Sg, tl.Wg, tl.Hp, tl.Wp)
 
-    def part(lo: int, hi: int, i: int) -> None:
-        V, D, Mw = bufs[i]
-        r0, r1 = lo * rc, min(tl.rows, hi * rc)
+    def chunk(i: int, thread: int) -> None:
+        V, D, Mw = bufs[thread]                  # each thread sums into its own Mw
+        a, b = i * rc, min(tl.rows, (i + 1) * rc)
         if not use_blas:
-            k["wgrad_chunks"](Gr, *args, Dg, dbase, tl.Ho, tl.Wo, tl.TH, tl.TW, V, D, Mw, r0, r1, rc)
+            k["wgrad_chunks"](Gr, *args, Dg, dbase, tl.Ho, tl.Wo, tl.TH, tl.TW, V, D, Mw, a, b, rc)
             return
+        k["input"](Gr, *args, tl.TH, tl.TW, a, b, V)
+        k["dy"](Dg, dbase, tl.Sg, tl.Wg, tl.Ho, tl.Wo, tl.TH, tl.TW, a, b, D)
         v0, d0, m0, dt = V.ctypes.data, D.ctypes.data, Mw.ctypes.data, Gr.dtype.name
-        for a in range(r0, r1, rc):
-            b = min(r1, a + rc)
-            k["input"](Gr, *args, tl.TH, tl.TW, a, b, V)
-            k["dy"](Dg, dbase, tl.Sg, tl.Wg, tl.Ho, tl.Wo, tl.TH, tl.TW, a, b, D)
-            nt = (b - a) * tl.TW
-            for p in range(16):       # Mw[:, p, :] (K, C) += D[:, p, :nt] @ V[:, p, :nt]^T
-                blas.gemm(False, True, K, C, nt, d0 + p * tcp * isz, 16 * tcp, v0 + p * tcp * isz, 16 * tcp, 1.0,
-                          m0 + p * C * isz, 16 * C, dt)
+        nt = (b - a) * tl.TW
+        for p in range(16):           # Mw[:, p, :] (K, C) += D[:, p, :nt] @ V[:, p, :nt]^T
+            blas.gemm(False, True, K, C, nt, d0 + p * tcp * isz, 16 * tcp, v0 + p * tcp * isz, 16 * tcp, 1.0,
+                      m0 + p * C * isz, 16 * C, dt)
 
-    blas.parallel(part, nch, nparts)
+    blas.parallel_chunks(chunk, nch, nthreads)
     Mw = bufs[0][2]
     for _, _, m in bufs[1:]:
         Mw += m
