@@ -5,10 +5,10 @@ They are module-level functions, not closures built on first use like the other 
 modules': a jitted closure that calls other jitted closures is never found in Numba's cache
 (its key pickles the callees differently in each process), so each process compiled them
 again (1-2 s and 25-45 MiB more per process). They run on the calling thread and release the
-GIL (``nogil``), so our threads (``blas.parallel_chunks``) run them side by side. Rows are taken as 1-D
-slices once per channel and indexed from loop counters: slicing per tile row cost more than
-the arithmetic on 8x8 maps. Indices are unsigned (``u``): Numba then skips its negative-index
-wraparound, 30% faster here.
+GIL (``nogil``), so our threads (``blas.parallel_chunks``) run them side by side. Rows are
+taken as 1-D slices once per channel and indexed from loop counters: slicing per tile row cost
+more than the arithmetic on 8x8 maps. Indices are unsigned (``u``): Numba then skips its
+negative-index wraparound, 30% faster here.
 """
 import numba as nb
 import numpy as np
