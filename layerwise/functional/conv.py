@@ -92,13 +92,13 @@ TAPS_MAX_WASTE = 1.5   # most grid columns per output the taps may compute (else
 # NumPy arrays with the Numba kernels on). Measured on the 2-core EPYC (float32, batch 64, input
 # and dy on their grids, CPU time on one core: the machine was shared and 2-thread wall times
 # swung 2x between runs), `python benchmarks/bench_conv_methods.py`, taps time / winograd time
-# for forward, dx, dW (two runs: this one, and the spread of an earlier one):
-#   16->16 @32x32  1.13 1.29 1.24 (1.06-1.10 fwd)   32->32 @16   1.25 1.37 1.28
-#   64->64 @8      1.52 1.59 1.26                   32->32 @32   1.37 1.49 1.60
-#   32->64 @16     1.33 1.24 1.34                   64->64 @16   1.52 1.61 1.54
-#   64->128 @8     1.66 1.75 1.39                   128->128 @8  1.88 2.01 1.48
-# With fewer channels the forward alone is a wash (48->12 @16 and @8: 0.97-1.07 by run, 16->8
-# @32 0.95, 8->8 @32 0.89) while the backward still gains 10-50%: those stay on the taps.
+# for forward, dx, dW (the forward ratios of an earlier run in brackets):
+#   16->16 @32x32  1.16 1.30 1.37 (1.06-1.13)   32->32 @16   1.14 1.30 1.22 (1.15-1.25)
+#   64->64 @8      1.42 1.50 1.28 (1.50-1.52)   32->32 @32   1.17 1.26 1.67 (1.35-1.37)
+#   32->64 @16     1.11 1.39 1.29 (1.33-1.38)   64->64 @16   1.44 1.58 1.54 (1.52-1.53)
+#   64->128 @8     1.53 1.54 1.28 (1.66-1.68)   128->128 @8  1.77 1.80 1.39 (1.88-1.91)
+# With fewer channels the forward alone is a wash (48->12 @16 and @8: 0.97-1.09 by run, 16->8
+# @32 0.95, 8->8 @32 0.89) while the backward still gains 10-60%: those stay on the taps.
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MIN_SIZE = 8
 # dW of the winograd method by F(3x3, 2x2) (True) or by the taps on the same grids (False)

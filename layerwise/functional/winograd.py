@@ -99,17 +99,21 @@ B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtyp
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
 A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
 
-# Tiles per chunk (each chunk: its transforms and 16 GEMMs, on one thread). Measured on one
-# core of the EPYC (512 KiB L2, 32 MiB L3 shared with other jobs; float32, batch 64; forward +
-# weight gradient, ms, chunks of 256 / 512 / 1024 tiles):
-#   16->16 @32   Numba GEMM 11.2 11.2 10.9    OpenBLAS 18.5 15.2 13.4
-#   32->32 @16   Numba GEMM  8.6  8.5  8.1    OpenBLAS  9.6  8.5  8.2
-#   64->64 @8    Numba GEMM  7.9  7.5  7.6    OpenBLAS  6.8  6.6  6.7
-#   64->64 @16   Numba GEMM 28.8 27.7 25.9    OpenBLAS 23.4 22.4 22.5
-#   128->128 @8  Numba GEMM 28.4 29.6 29.9    OpenBLAS 21.1 20.5 21.0
-# (2048-tile chunks, 8 MiB of V and M, had run best on a quiet machine but lost 50% when other
-# jobs shared the L3.)
-CHUNK_TILES = 512
+# Tiles per chunk (each chunk: its transforms and 16 GEMMs, on one thread): as many as keep the
+# chunk's V and M (or V and D) within CHUNK_BYTES, between MIN_ and MAX_CHUNK_TILES. Measured on
+# one core of the EPYC (512 KiB L2, 32 MiB L3 shared with other jobs; float32, batch 64), forward
+# / weight gradient in ms for chunks of 128 / 256 / 512 tiles:
+#   64->64 @8     OpenBLAS  3.5 / 4.3   4.4 / 4.1   4.7 / 6.2
+#   128->128 @8   OpenBLAS 11.0 / 13.1 10.6 / 12.6 11.1 / 17.1
+#   32->32 @16    Numba     4.4 / 4.9   4.0 / 4.6   4.0 / 4.2   (OpenBLAS 6.2 / 6.6 at 128)
+# (larger chunks, 4-8 MiB, had run best on a quiet machine but lost 30-50% when other jobs
+# shared the L3.)
+CHUNK_BYTES = 2 << 20
+MIN_CHUNK_TILES = 128
+MAX_CHUNK_TILES = 1024
+# the Numba GEMM (k, c blocked 2 x 4; about 60 GFLOP/s on one core at K = C = 16, where
+# OpenBLAS ran 30) when either side has at most this many channels, OpenBLAS beyond
+NUMBA_GEMM_MAX = 32
 # Chunks are handed to whichever of our threads is free (``blas.parallel_chunks``): with a core
 # taken by another process, equal fixed shares left the faster thread waiting (in one profile
 # ResNet-56's 8x8 convolutions took 3x their one-core time); at least this many chunks per thread
@@ -299,10 +303,11 @@ def product(U: Array, V: Array, M: Array, nt: int) -> Array:
     return M
 
 
-def _chunk_rows(tl: Tiling, threads: int) -> int:
-    """Tile rows per chunk: about CHUNK_TILES tiles, but at least CHUNKS_PER_THREAD chunks per
-    thread where there are enough tile rows (the chunks go to whichever thread is free)."""
-    rc = max(1, CHUNK_TILES // tl.TW)
+def _chunk_rows(tl: Tiling, C: int, K: int, itemsize: int, threads: int) -> int:
+    """Tile rows per chunk: V and M of a chunk within CHUNK_BYTES (see there), but at least
+    CHUNKS_PER_THREAD chunks per thread where there are enough tile rows."""
+    tiles = min(MAX_CHUNK_TILES, max(MIN_CHUNK_TILES, CHUNK_BYTES // ((C + K) * 16 * itemsize)))
+    rc = max(1, tiles // tl.TW)
     if threads > 1:
         rc = min(rc, max(1, tl.rows // (CHUNKS_PER_THREAD * threads)))
     return rc
@@ -336,7 +341,7 @@ def conv(Gr: Array, tl: Tiling, U: Array) -> Array:
     isz = Gr.itemsize
     use_blas = min(K, C) > NUMBA_GEMM_MAX and blas.supports(Gr, U)
     threads = blas.num_threads()
-    rc = _chunk_rows(tl, threads)
+    rc = _chunk_rows(tl, C, K, isz, threads)
     nch = -(-tl.rows // rc)
     tcp = _padded_cols(rc * tl.TW, isz)
     args = (tl.base, tl.Sg, tl.Wg, tl.Hp, tl.Wp, tl.TH, tl.TW)
@@ -397,7 +402,7 @@ def weight_grad(Gr: Array, tl: Tiling, Dg: Array, dbase: int) -> Array:
     isz = Gr.itemsize
     use_blas = min(K, C) > NUMBA_GEMM_MAX and blas.supports(Gr, Dg)
     threads = blas.num_threads()
-    rc = _chunk_rows(tl, threads)
+    rc = _chunk_rows(tl, C, K, isz, threads)
     nch = -(-tl.rows // rc)
     tcp = _padded_cols(rc * tl.TW, isz)
     nthreads = max(1, min(threads, nch))

@@ -171,7 +171,9 @@ def test_winograd_method_matches_direct(monkeypatch, xs, K, p, route, dtype, rng
     y0, c0 = conv2d_forward(x, W, b, 1, p, impl="direct")
     dy = rng.standard_normal(y0.shape)
     ref = (y0, *conv2d_backward(dy, c0))
-    monkeypatch.setattr(wg, "CHUNK_TILES", 2 * ((xs[3] + 2 * p[1] - 1) // 2))     # two tile rows
+    two_rows = 2 * ((xs[3] + 2 * p[1] - 1) // 2)
+    monkeypatch.setattr(wg, "MIN_CHUNK_TILES", two_rows)
+    monkeypatch.setattr(wg, "MAX_CHUNK_TILES", two_rows)
     monkeypatch.setattr(wg, "NUMBA_GEMM_MAX", 10**6 if gemm == "numba" else 0)
     old = cnhw.set_backend(kernels), blas.set_enabled(use_blas), blas.set_num_threads(threads)
     try:
