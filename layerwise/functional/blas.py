@@ -240,7 +240,6 @@ def parallel_chunks(fn: Callable[[int, int], None], nchunks: int, nthreads: int 
     parallel(run, k, k, one_blas_thread=True)
 
 
-
 MATMUL_SERIAL_FLOPS = 4 << 20   # below this a product runs as one GEMM on the calling thread
 # below this m*n*k, numpy.matmul: OpenBLAS runs such products on one thread itself (its
 # SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD), and ctypes' call costs more than the product

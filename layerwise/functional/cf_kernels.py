@@ -48,7 +48,6 @@ def _np_col2im(dcols, dXp, k, s, d):
             dXp[:, :, i * dh:i * dh + sh * (Ho - 1) + 1:sh, j * dw:j * dw + sw * (Wo - 1) + 1:sw] += dcols[:, i, j]
 
 
-
 def _valid(size: int, n: int, s: int, off: int) -> tuple[int, int]:
     """``[lo, hi)``: the output positions o in ``[0, n)`` whose input position ``o*s + off``
     lies in ``[0, size)`` (im2col reads zeros, col2im drops, outside it)."""
@@ -182,7 +181,6 @@ def _col_kernel(kind: str, sh: int, sw: int, dh: int, dw: int):
                                     dst[h * sh + i * dh, w * sw + j * dw] += src[h, w]
     _col_kernels[key] = kern
     return kern
-
 
 
 _block_kernels: dict = {}

@@ -57,9 +57,12 @@ def _channels_first_forward(fn):
 
 
 def _channels_first_backward(fn):
+    """The backward follows its forward's layout (the arg-max's): dy is brought to it if it
+    comes in another (after a Flatten: one copy of the small dy, instead of copying arg here
+    and the larger dx in the layer below)."""
     @functools.wraps(fn)
     def run(dy, arg, x_shape, *args, **kw):
-        if _cf(dy) and _cf(arg):
+        if _cf(arg) and dy.ndim == 4:
             N, C, H, W = x_shape
             return from_cnhw(fn(to_cnhw(dy), to_cnhw(arg), (C, N, H, W), *args, **kw))
         return fn(dy, arg, x_shape, *args, **kw)

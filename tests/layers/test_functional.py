@@ -255,6 +255,10 @@ def test_max_pool_on_channels_first_input_equals_nchw(rng, k, s, p):
     dyc = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
     np.testing.assert_array_equal(max_pool2d_backward(dyc, argc, x.shape, k, s, p),
                                   max_pool2d_backward(dy, arg, x.shape, k, s, p))
+    # an NCHW dy (as after a Flatten) against a channels-first arg: dx in the forward's layout
+    dx = max_pool2d_backward(dy, argc, x.shape, k, s, p)
+    assert is_cnhw(dx)
+    np.testing.assert_array_equal(dx, max_pool2d_backward(dy, arg, x.shape, k, s, p))
 
 
 @pytest.mark.parametrize("k,s,d", [((3, 3), (1, 1), (1, 1)), ((5, 5), (1, 1), (1, 1)), ((3, 2), (2, 3), (2, 1))])
