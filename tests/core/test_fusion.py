@@ -87,6 +87,18 @@ def test_fused_resnet_block_equals_unfused(rng, backend, mode, dtype, rtol, c, p
         np.testing.assert_allclose(res["fused"][1][k], b, rtol=rtol, atol=rtol, err_msg=k)
 
 
+def _step_outputs(net, x):
+    """{step path: its first output} of one forward of ``net`` (through the Net's hooks)."""
+    seen = {}
+
+    class Grab(NetHook):
+        def after_forward(self, path, st, ys, leaf):
+            seen[path] = ys[0]
+    with net.hooks(Grab()):
+        net.forward(x)
+    return seen
+
+
 def test_fused_output_is_written_into_the_next_convs_grid(rng, backend):
     """conv1+bn1+relu1 writes its output into the input grid of conv2 (which reads it with no
     copy); the gaps of that grid are checked, so a grid with a non-zero gap is copied instead."""
@@ -96,13 +108,7 @@ def test_fused_output_is_written_into_the_next_convs_grid(rng, backend):
     net.setup(x.shape)
     step = net.steps[0]
     assert step.name == "conv1+bn1+relu1" and step.layer.out_conv is net.steps[1].nodes[0].layer
-    seen = {}
-
-    class Grab(NetHook):
-        def after_forward(self, path, st, ys, leaf):
-            seen[path] = ys[0]
-    with net.hooks(Grab()):
-        net.forward(x)
+    seen = _step_outputs(net, x)
     y1 = seen["conv1+bn1+relu1"]
     Xg = net.steps[1].layer.cache["conv"].saved["Xg"]
     assert not y1.flags.c_contiguous and np.shares_memory(y1, Xg)
@@ -316,13 +322,7 @@ def test_block_output_is_written_into_the_next_blocks_conv_grid(rng, backend):
     assert net.steps[0].layer.out_conv is b1["conv1"]
     assert b1.steps[-1].layer.out_conv is b2["conv1"]
     assert b2.steps[-1].layer.out_conv is None
-    seen = {}
-
-    class Grab(NetHook):
-        def after_forward(self, path, st, ys, leaf):
-            seen[path] = ys[0]
-    with net.hooks(Grab()):
-        net.forward(x)
+    seen = _step_outputs(net, x)
     Xg = b2.steps[0].layer.cache["conv"].saved["Xg"]
     assert np.shares_memory(seen["block1"], Xg)
     # every Net of the tree shares one workspace, which eval() frees

@@ -1,10 +1,9 @@
-"""Layers added for model interop (LRN, ConvTranspose2d, Slice, Scale, Power, Exp, Log, Threshold,
+"""Layers added for model interop (LRN, ConvTranspose2d, Scale, Power, Exp, Log, Threshold,
 ConstantPad2d, Accuracy): float64 gradchecks, errors, and PyTorch oracles (forward and backward)."""
 import numpy as np
 import pytest
 
-from layerwise import (LRN, Accuracy, ConstantPad2d, ConvTranspose2d, Exp, Log, Power, Scale, Slice,
-                       Threshold)
+from layerwise import LRN, Accuracy, ConstantPad2d, ConvTranspose2d, Exp, Log, Power, Scale, Threshold
 from layerwise.core import LayerError
 from layerwise.testing import gradcheck
 from layerwise.testing.oracle import assert_close, require_torch, to_torch
@@ -41,10 +40,8 @@ def test_conv_transpose_errors():
         layer.forward(np.ones((1, 5, 3, 3)))
 
 
-def test_slice_scale_power_pad_gradcheck(rng):
+def test_scale_power_pad_gradcheck(rng):
     x = rng.standard_normal((2, 6, 3, 2))
-    gradcheck(Slice([1, 4]), x)
-    gradcheck(Slice(num_outputs=2, axis=-1), x)
     gradcheck(Scale(bias=True), x)
     gradcheck(Scale(axis=2, num_axes=-1), x)
     gradcheck(Power(3.0, scale=0.5, shift=2.0), x)
@@ -55,11 +52,7 @@ def test_slice_scale_power_pad_gradcheck(rng):
     gradcheck(ConstantPad2d((1, 0, 2, 1), value=0.5), x)
 
 
-def test_slice_errors_and_threshold_accuracy(rng):
-    with pytest.raises(LayerError, match="smaller than the axis length"):
-        Slice([6]).forward(np.ones((1, 6)))
-    with pytest.raises(ValueError, match="increasing"):
-        Slice([3, 2])
+def test_threshold_accuracy(rng):
     t = Threshold(0.5)
     x = np.array([[0.2, 0.7, 0.5]])
     assert t.forward(x).tolist() == [[0.0, 1.0, 0.0]]
@@ -137,10 +130,9 @@ def test_conv_transpose_matches_torch(args, dtype, rng):
 
 @pytest.mark.torch
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_slice_scale_power_exp_log_pad_match_torch(dtype, rng):
+def test_scale_power_exp_log_pad_match_torch(dtype, rng):
     torch = require_torch()
     x = rng.standard_normal((2, 6, 3, 2))
-    _check(Slice([1, 4]), lambda t: (t[:, :1], t[:, 1:4], t[:, 4:]), [x], dtype)
     s = Scale(bias=True)
     s.setup(x.shape)
     s.weight.data[...] = rng.standard_normal(6)
