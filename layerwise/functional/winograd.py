@@ -179,14 +179,21 @@ def _np_weight(W: Array) -> Array:
     return xp.ascontiguousarray(U.reshape(K, C, 16).transpose(0, 2, 1))
 
 
+def _tile_index(xp, tl: Tiling, r0: int, r1: int, size: int):
+    """(n, rows, cols) of the ``size`` x ``size`` blocks under the tiles of tile rows [r0, r1):
+    n (R,) images, rows (R, 1, size, 1) and cols (1, TW, 1, size) map coordinates, 2 apart."""
+    r = xp.arange(r0, r1)
+    n, th = r // tl.TH, r % tl.TH
+    u = xp.arange(size)
+    rows = (2 * th)[:, None, None, None] + u[None, None, :, None]
+    cols = 2 * xp.arange(tl.TW)[None, :, None, None] + u[None, None, None, :]
+    return n, rows, cols
+
+
 def _np_input(Gr: Array, tl: Tiling, r0: int, r1: int, V: Array) -> None:
     xp = get_array_module(Gr)
     C = Gr.shape[0]
-    r = xp.arange(r0, r1)
-    n, th = r // tl.TH, r % tl.TH
-    u = xp.arange(4)
-    rows = (2 * th)[:, None, None, None] + u[None, None, :, None]             # (R, 1, 4, 1)
-    cols = 2 * xp.arange(tl.TW)[None, :, None, None] + u[None, None, None, :]  # (1, TW, 1, 4)
+    n, rows, cols = _tile_index(xp, tl, r0, r1, 4)
     inside = (rows < tl.Hp) & (cols < tl.Wp)                                   # (R, TW, 4, 4)
     pos = tl.base + n[:, None, None, None] * tl.Sg + rows * tl.Wg + cols
     D = xp.where(inside, Gr[:, xp.where(inside, pos, 0)], 0)                  # (C, R, TW, 4, 4) tiles d
@@ -203,11 +210,7 @@ def _np_output(M: Array, Y: Array, tl: Tiling, r0: int, r1: int) -> None:
     At = xp.asarray(A_T, dtype=M.dtype)
     Mt = M[:, :, :nt].transpose(0, 2, 1).reshape(K, r1 - r0, tl.TW, 4, 4)
     O = At @ Mt @ At.T                                                         # (K, R, TW, 2, 2) = A^T m A
-    r = xp.arange(r0, r1)
-    n, th = r // tl.TH, r % tl.TH
-    i = xp.arange(2)
-    rows = (2 * th)[:, None, None, None] + i[None, None, :, None]             # (R, 1, 2, 1)
-    cols = 2 * xp.arange(tl.TW)[None, :, None, None] + i[None, None, None, :]  # (1, TW, 1, 2)
+    n, rows, cols = _tile_index(xp, tl, r0, r1, 2)
     shape = (r1 - r0, tl.TW, 2, 2)
     keep = (rows < tl.Ho) & (cols < tl.Wo)
     nn = xp.broadcast_to(n[:, None, None, None], shape)[keep]
@@ -219,11 +222,7 @@ def _np_dy(Dg: Array, base: int, tl: Tiling, r0: int, r1: int, D: Array) -> None
     dy[n, h, w] at grid column base + n*Sg + h*Wg + w."""
     xp = get_array_module(Dg)
     K = Dg.shape[0]
-    r = xp.arange(r0, r1)
-    n, th = r // tl.TH, r % tl.TH
-    i = xp.arange(2)
-    rows = (2 * th)[:, None, None, None] + i[None, None, :, None]             # (R, 1, 2, 1)
-    cols = 2 * xp.arange(tl.TW)[None, :, None, None] + i[None, None, None, :]  # (1, TW, 1, 2)
+    n, rows, cols = _tile_index(xp, tl, r0, r1, 2)
     inside = (rows < tl.Ho) & (cols < tl.Wo)
     pos = base + n[:, None, None, None] * tl.Sg + rows * tl.Wg + cols
     E = xp.where(inside, Dg[:, xp.where(inside, pos, 0)], 0)                  # (K, R, TW, 2, 2)
