@@ -140,52 +140,77 @@ def output_tf(M, Y, TH, TW, r0, r1, P):                    # Y (K, N, Ho, Wo) C-
 
 @nb.njit(nogil=True, fastmath={"contract"}, cache=True)
 def gemm(U, V, M, nt):
-    """M[k, a, :nt] = sum_c U[k, a, c] V[c, a, :nt]: two rows of M against four of V at a
-    time (8 multiply-adds per 6 loads and 2 stores), the loop over columns vectorised."""
+    """M[k, a, :nt] = sum_c U[k, a, c] V[c, a, :nt]: four rows of M against eight of V at a
+    time (32 multiply-adds per 8 loads of V and 4 loads and stores of M), the loop over columns
+    vectorised; rows past a multiple of 4 and channels past a multiple of 8 one at a time. On one
+    core of the Zen 5 EPYC, float32, K = C = 16-64: 107-131 GFLOP/s, against 85-114 for the
+    earlier 2 x 4 blocking (16 positions of 256-1024 tiles)."""
     K, C = U.shape[0], U.shape[2]
-    C4 = C - C % 4
+    C8 = C - C % 8
+    K4 = K - K % 4
+    z = M.dtype.type(0)
     for a in range(16):
-        for k in range(0, K - 1, 2):
-            mA, mB = M[k, a], M[k + 1, a]
-            if C4 == 0:
+        for k in range(0, K4, 4):
+            mA, mB, mC, mD = M[k, a], M[k + 1, a], M[k + 2, a], M[k + 3, a]
+            uA, uB, uC, uD = U[k, a], U[k + 1, a], U[k + 2, a], U[k + 3, a]
+            if C8 == 0:
                 for t in range(nt):
-                    mA[t] = 0
-                    mB[t] = 0
-            for c in range(0, C4, 4):
-                x0, x1, x2, x3 = V[c, a], V[c + 1, a], V[c + 2, a], V[c + 3, a]
-                uA0, uA1, uA2, uA3 = U[k, a, c], U[k, a, c + 1], U[k, a, c + 2], U[k, a, c + 3]
-                uB0, uB1, uB2, uB3 = U[k + 1, a, c], U[k + 1, a, c + 1], U[k + 1, a, c + 2], U[k + 1, a, c + 3]
-                if c == 0:                                  # the first four channels set the rows
+                    mA[t] = z
+                    mB[t] = z
+                    mC[t] = z
+                    mD[t] = z
+            for c in range(0, C8, 8):
+                x0, x1, x2, x3, x4, x5, x6, x7 = V[c, a], V[c + 1, a], V[c + 2, a], V[c + 3, a], \
+                    V[c + 4, a], V[c + 5, a], V[c + 6, a], V[c + 7, a]
+                a0, a1, a2, a3, a4, a5, a6, a7 = uA[c], uA[c + 1], uA[c + 2], uA[c + 3], \
+                    uA[c + 4], uA[c + 5], uA[c + 6], uA[c + 7]
+                b0, b1, b2, b3, b4, b5, b6, b7 = uB[c], uB[c + 1], uB[c + 2], uB[c + 3], \
+                    uB[c + 4], uB[c + 5], uB[c + 6], uB[c + 7]
+                c0, c1, c2, c3, c4, c5, c6, c7 = uC[c], uC[c + 1], uC[c + 2], uC[c + 3], \
+                    uC[c + 4], uC[c + 5], uC[c + 6], uC[c + 7]
+                d0, d1, d2, d3, d4, d5, d6, d7 = uD[c], uD[c + 1], uD[c + 2], uD[c + 3], \
+                    uD[c + 4], uD[c + 5], uD[c + 6], uD[c + 7]
+                if c == 0:                                  # the first eight channels set the rows
                     for t in range(nt):
-                        z0, z1, z2, z3 = x0[t], x1[t], x2[t], x3[t]
-                        mA[t] = uA0 * z0 + uA1 * z1 + uA2 * z2 + uA3 * z3
-                        mB[t] = uB0 * z0 + uB1 * z1 + uB2 * z2 + uB3 * z3
+                        z0, z1, z2, z3, z4, z5, z6, z7 = x0[t], x1[t], x2[t], x3[t], x4[t], x5[t], x6[t], x7[t]
+                        mA[t] = (a0 * z0 + a1 * z1 + a2 * z2 + a3 * z3) + (a4 * z4 + a5 * z5 + a6 * z6 + a7 * z7)
+                        mB[t] = (b0 * z0 + b1 * z1 + b2 * z2 + b3 * z3) + (b4 * z4 + b5 * z5 + b6 * z6 + b7 * z7)
+                        mC[t] = (c0 * z0 + c1 * z1 + c2 * z2 + c3 * z3) + (c4 * z4 + c5 * z5 + c6 * z6 + c7 * z7)
+                        mD[t] = (d0 * z0 + d1 * z1 + d2 * z2 + d3 * z3) + (d4 * z4 + d5 * z5 + d6 * z6 + d7 * z7)
                     continue
                 for t in range(nt):
-                    z0, z1, z2, z3 = x0[t], x1[t], x2[t], x3[t]
-                    mA[t] += uA0 * z0 + uA1 * z1 + uA2 * z2 + uA3 * z3
-                    mB[t] += uB0 * z0 + uB1 * z1 + uB2 * z2 + uB3 * z3
-            for c in range(C4, C):
+                    z0, z1, z2, z3, z4, z5, z6, z7 = x0[t], x1[t], x2[t], x3[t], x4[t], x5[t], x6[t], x7[t]
+                    mA[t] += (a0 * z0 + a1 * z1 + a2 * z2 + a3 * z3) + (a4 * z4 + a5 * z5 + a6 * z6 + a7 * z7)
+                    mB[t] += (b0 * z0 + b1 * z1 + b2 * z2 + b3 * z3) + (b4 * z4 + b5 * z5 + b6 * z6 + b7 * z7)
+                    mC[t] += (c0 * z0 + c1 * z1 + c2 * z2 + c3 * z3) + (c4 * z4 + c5 * z5 + c6 * z6 + c7 * z7)
+                    mD[t] += (d0 * z0 + d1 * z1 + d2 * z2 + d3 * z3) + (d4 * z4 + d5 * z5 + d6 * z6 + d7 * z7)
+            for c in range(C8, C):
                 x0 = V[c, a]
-                uA0, uB0 = U[k, a, c], U[k + 1, a, c]
+                a0, b0, c0, d0 = uA[c], uB[c], uC[c], uD[c]
                 for t in range(nt):
-                    mA[t] += uA0 * x0[t]
-                    mB[t] += uB0 * x0[t]
-        if K % 2:                                           # the last row of an odd K alone
-            k = K - 1
+                    z0 = x0[t]
+                    mA[t] += a0 * z0
+                    mB[t] += b0 * z0
+                    mC[t] += c0 * z0
+                    mD[t] += d0 * z0
+        for k in range(K4, K):                              # the rows past a multiple of 4, alone
             mA = M[k, a]
+            uA = U[k, a]
             for t in range(nt):
-                mA[t] = 0
-            for c in range(0, C4, 4):
-                x0, x1, x2, x3 = V[c, a], V[c + 1, a], V[c + 2, a], V[c + 3, a]
-                uA0, uA1, uA2, uA3 = U[k, a, c], U[k, a, c + 1], U[k, a, c + 2], U[k, a, c + 3]
+                mA[t] = z
+            for c in range(0, C8, 8):
+                x0, x1, x2, x3, x4, x5, x6, x7 = V[c, a], V[c + 1, a], V[c + 2, a], V[c + 3, a], \
+                    V[c + 4, a], V[c + 5, a], V[c + 6, a], V[c + 7, a]
+                a0, a1, a2, a3, a4, a5, a6, a7 = uA[c], uA[c + 1], uA[c + 2], uA[c + 3], \
+                    uA[c + 4], uA[c + 5], uA[c + 6], uA[c + 7]
                 for t in range(nt):
-                    mA[t] += uA0 * x0[t] + uA1 * x1[t] + uA2 * x2[t] + uA3 * x3[t]
-            for c in range(C4, C):
+                    mA[t] += (a0 * x0[t] + a1 * x1[t] + a2 * x2[t] + a3 * x3[t]) + \
+                        (a4 * x4[t] + a5 * x5[t] + a6 * x6[t] + a7 * x7[t])
+            for c in range(C8, C):
                 x0 = V[c, a]
-                uA0 = U[k, a, c]
+                a0 = uA[c]
                 for t in range(nt):
-                    mA[t] += uA0 * x0[t]
+                    mA[t] += a0 * x0[t]
 
 
 @nb.njit(nogil=True, cache=True)
@@ -258,20 +283,23 @@ def dot(x, y, nt):
 
 @nb.njit(nogil=True, fastmath={"reassoc", "nsz", "contract"}, cache=True)
 def gemm_nt(D, V, Mw, nt):
-    """Mw[k, a, c] += sum_t D[k, a, t] V[c, a, t]: two rows of D against four of V at a time
-    (8 sums per 6 loads), the sums over t vectorised."""
+    """Mw[k, a, c] += sum_t D[k, a, t] V[c, a, t]: four rows of D against four of V at a time
+    (16 sums per 8 loads), the sums over t vectorised; the rest one dot product at a time. On one
+    core of the Zen 5 EPYC, float32, K = C = 16-64: 143-176 GFLOP/s, against 95-123 for the
+    earlier 2 x 4 blocking."""
     K, C = D.shape[0], V.shape[0]
     C4 = C - C % 4
-    K2 = K - K % 2
+    K4 = K - K % 4
     for a in range(16):
-        for k in range(0, K2, 2):
-            xA, xB = D[k, a], D[k + 1, a]
+        for k in range(0, K4, 4):
+            xA, xB, xC, xD = D[k, a], D[k + 1, a], D[k + 2, a], D[k + 3, a]
             for c in range(0, C4, 4):
                 y0, y1, y2, y3 = V[c, a], V[c + 1, a], V[c + 2, a], V[c + 3, a]
                 z = D.dtype.type(0)
                 sA0 = sA1 = sA2 = sA3 = sB0 = sB1 = sB2 = sB3 = z
+                sC0 = sC1 = sC2 = sC3 = sD0 = sD1 = sD2 = sD3 = z
                 for t in range(nt):
-                    pA, pB = xA[t], xB[t]
+                    pA, pB, pC, pD = xA[t], xB[t], xC[t], xD[t]
                     q0, q1, q2, q3 = y0[t], y1[t], y2[t], y3[t]
                     sA0 += pA * q0
                     sA1 += pA * q1
@@ -281,6 +309,14 @@ def gemm_nt(D, V, Mw, nt):
                     sB1 += pB * q1
                     sB2 += pB * q2
                     sB3 += pB * q3
+                    sC0 += pC * q0
+                    sC1 += pC * q1
+                    sC2 += pC * q2
+                    sC3 += pC * q3
+                    sD0 += pD * q0
+                    sD1 += pD * q1
+                    sD2 += pD * q2
+                    sD3 += pD * q3
                 Mw[k, a, c] += sA0
                 Mw[k, a, c + 1] += sA1
                 Mw[k, a, c + 2] += sA2
@@ -289,10 +325,21 @@ def gemm_nt(D, V, Mw, nt):
                 Mw[k + 1, a, c + 1] += sB1
                 Mw[k + 1, a, c + 2] += sB2
                 Mw[k + 1, a, c + 3] += sB3
+                Mw[k + 2, a, c] += sC0
+                Mw[k + 2, a, c + 1] += sC1
+                Mw[k + 2, a, c + 2] += sC2
+                Mw[k + 2, a, c + 3] += sC3
+                Mw[k + 3, a, c] += sD0
+                Mw[k + 3, a, c + 1] += sD1
+                Mw[k + 3, a, c + 2] += sD2
+                Mw[k + 3, a, c + 3] += sD3
             for c in range(C4, C):
-                Mw[k, a, c] += dot(xA, V[c, a], nt)
-                Mw[k + 1, a, c] += dot(xB, V[c, a], nt)
-        for k in range(K2, K):
+                y0 = V[c, a]
+                Mw[k, a, c] += dot(xA, y0, nt)
+                Mw[k + 1, a, c] += dot(xB, y0, nt)
+                Mw[k + 2, a, c] += dot(xC, y0, nt)
+                Mw[k + 3, a, c] += dot(xD, y0, nt)
+        for k in range(K4, K):
             for c in range(C):
                 Mw[k, a, c] += dot(D[k, a], V[c, a], nt)
 

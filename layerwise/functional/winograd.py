@@ -111,16 +111,16 @@ A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
 CHUNK_BYTES = 2 << 20
 MIN_CHUNK_TILES = 128
 MAX_CHUNK_TILES = 1024
-# the Numba GEMM (k, c blocked 2 x 4; about 60 GFLOP/s on one core at K = C = 16, where
-# OpenBLAS ran 30) when either side has at most this many channels, OpenBLAS beyond
-NUMBA_GEMM_MAX = 32
 # Chunks are handed to whichever of our threads is free (``blas.parallel_chunks``): with a core
 # taken by another process, equal fixed shares left the faster thread waiting (in one profile
 # ResNet-56's 8x8 convolutions took 3x their one-core time); at least this many chunks per thread
 CHUNKS_PER_THREAD = 2
-# the Numba GEMM (k, c blocked 2 x 4; about 60 GFLOP/s on one core at K = C = 16, where
-# OpenBLAS ran 30) when either side has at most this many channels, OpenBLAS beyond
-NUMBA_GEMM_MAX = 32
+# the Numba GEMMs (``gemm``: 4 rows x 8 channels, ``gemm_nt``: 4 x 4; 107-176 GFLOP/s on one core
+# of the Zen 5 EPYC at K = C = 16-64) when either side has at most this many channels, OpenBLAS
+# beyond. Whole convolutions, 2 threads, batch 64, ms forward / weight gradient (Numba vs OpenBLAS
+# for the products): 64->64 @8 1.11 / 1.14 vs 1.64 / 1.78 with OpenBLAS's AVX-512 kernels (1.16 /
+# 1.46 vs 1.30 / 1.69 with its AVX2 ones); 128->128 @8 4.10 / 4.46 vs 2.81 / 4.03: OpenBLAS wins.
+NUMBA_GEMM_MAX = 64
 
 
 @dataclass(frozen=True)
