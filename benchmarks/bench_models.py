@@ -170,7 +170,33 @@ def worker(args) -> dict:
 
         torch.set_num_threads(args.threads)
         step = torch_step(build_torch(args.model, None), x, y, args.mode)
-    return time_steps(step, args.batch, args.warmup, args.iters)
+    out = time_steps(step, args.batch, args.warmup, args.iters)
+    if args.worker == "layerwise":
+        out["blas"] = blas_kernel()
+    return out
+
+
+def blas_kernel() -> str:
+    """Which GEMM kernels NumPy's BLAS runs in this process, e.g. ``OpenBLAS 0.3.31 SkylakeX``,
+    with OPENBLAS_CORETYPE when the environment pins one: some machines pin an older core type
+    (``Haswell``: AVX2) because older OpenBLAS builds fail on their CPUs, which halves the rate of
+    a current NumPy's GEMMs on an AVX-512 CPU (docs/performance.md, "Measuring")."""
+    try:
+        from threadpoolctl import threadpool_info  # type: ignore[import-untyped]  # ships no type hints
+    except ImportError:
+        return "unknown (threadpoolctl is not installed)"
+    import numpy  # (loads its BLAS, so that threadpoolctl sees it)
+
+    libs = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    if not libs:
+        return "unknown"
+    # NumPy's own library (SciPy may have loaded another one)
+    here = os.path.dirname(os.path.dirname(numpy.__file__))
+    i = next((i for i in libs if os.path.basename(os.path.dirname(i.get("filepath", ""))) == "numpy.libs"
+              and os.path.dirname(os.path.dirname(i["filepath"])) == here), libs[0])
+    text = f"{i.get('internal_api', '?')} {i.get('version', '?')} {i.get('architecture', '?')}"
+    pinned = os.environ.get("OPENBLAS_CORETYPE")
+    return text + (f" (OPENBLAS_CORETYPE={pinned} set in the environment)" if pinned else "")
 
 
 def check(args) -> dict:
@@ -226,6 +252,7 @@ def main(argv=None) -> int:
 
     env = _env(args.threads)
     results = []
+    kernels: set[str] = set()
     header = (f"{'network':<30}{'mode':<7}{'batch':>6}{'layerwise img/s':>17}{'PyTorch img/s':>15}{'ratio':>7}"
               f"{'lw RSS MiB':>12}{'pt RSS MiB':>12}{'RSS ratio':>10}")
     lines = []
@@ -241,6 +268,7 @@ def main(argv=None) -> int:
             continue
         for mode in args.modes.split(","):
             a = _child(args, name, batch, ["--worker", "layerwise", "--mode", mode], env)
+            kernels.add(a.get("blas", "unknown"))
             b = _child(args, name, batch, ["--worker", "torch", "--mode", mode], env)
             row = {"model": name, "mode": mode, "batch": batch, "layerwise": a, "torch": b,
                    "ratio": a["img_per_s"] / b["img_per_s"], "rss_ratio": a["peak_rss_mib"] / b["peak_rss_mib"]}
@@ -250,7 +278,7 @@ def main(argv=None) -> int:
             lines.append(line)
             print(line, flush=True)
     print(f"\n{args.threads} threads, default malloc, median of {args.iters} steps after {args.warmup} warm-up; "
-          "each side in its own process")
+          "each side in its own process; NumPy's BLAS: " + "; ".join(sorted(kernels)))
     print(header)
     for line in lines:
         print(line)
