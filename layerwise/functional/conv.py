@@ -196,7 +196,8 @@ def _method_unfit(method: str, kh: int, kw: int, stride, padding, groups: int, d
 
 def conv2d_forward(x: Array, W: Array, b: Array | None = None, stride: IntPair = 1, padding: IntPair = 0,
                    dilation: IntPair = 1, groups: int = 1, *, impl: str = "gemm",
-                   need_ctx: bool = True, crop: bool = True) -> tuple[Array, ConvCtx | None]:
+                   need_ctx: bool = True, crop: bool = True,
+                   ws: Workspace | None = None, ws_name: str = "conv") -> tuple[Array, ConvCtx | None]:
     """Convolve ``x (N, C, H, W)`` with ``W (O, C/groups, kh, kw)`` and add ``b (O,)``.
 
     Args:
@@ -207,6 +208,10 @@ def conv2d_forward(x: Array, W: Array, b: Array | None = None, stride: IntPair =
         need_ctx: False at inference: nothing is saved and ``ctx`` is None.
         crop: False lets ``cftaps`` return y as a strided view of the grid it computed y on
             (no copy; the batch-norm kernels read it in place); other methods ignore it.
+        ws: a workspace for scratch that lives only during one call (``winograd``'s chunk
+            buffers), forward and backward, and for ``winograd``'s y, named ``ws_name + ".y"``
+            (a name of this layer's own: y lives until the next forward, for the backward):
+            the same memory every step, no page faults.
 
     Returns:
         ``(y, ctx)``: y of shape (N, O, Ho, Wo) (with ``impl="gemm"`` the NCHW view of a
@@ -220,6 +225,8 @@ def conv2d_forward(x: Array, W: Array, b: Array | None = None, stride: IntPair =
     ctx = ConvCtx(W, tuple(x.shape), st, pd, dl, groups, b is not None, method)
     ctx.saved["keep"] = need_ctx
     ctx.saved["crop"] = crop
+    ctx.saved["ws"] = ws
+    ctx.saved["ws_name"] = ws_name
     ctx.saved["b"] = b                  # a method that adds the bias inside its GEMM pops it
     y = _FORWARD[method](x, W, ctx, (Ho, Wo))
     not_added = ctx.saved.pop("b", None) is not None
@@ -688,7 +695,10 @@ def _fwd_winograd(x, W, ctx, out):
     tl = winograd.Tiling(N, out[0], out[1], 0, g.Hg * g.Wg, g.Wg)
     if ctx.saved["keep"]:
         ctx.saved["Xg"] = Xg
-    return from_cnhw(winograd.conv(Xg, tl, winograd.weight_transform(W)))
+    ws = ctx.saved["ws"]
+    Y = None if ws is None else ws.get(ctx.saved["ws_name"] + ".y", (W.shape[0], N, out[0], out[1]), W.dtype,
+                                       get_array_module(x))
+    return from_cnhw(winograd.conv(Xg, tl, winograd.weight_transform(W), ws, Y))
 
 
 def _bwd_winograd(dy, ctx, need_dx, need_dW):
@@ -710,7 +720,7 @@ def _bwd_winograd(dy, ctx, need_dx, need_dW):
     dW = None
     if need_dW and WINOGRAD_DW:                        # F(3x3, 2x2): dy's 2x2 blocks against the input tiles
         Ho, Wo = dy.shape[2:]
-        dW = winograd.weight_grad(Xg, winograd.Tiling(N, Ho, Wo, 0, g.Hg * g.Wg, g.Wg), dYg, om)
+        dW = winograd.weight_grad(Xg, winograd.Tiling(N, Ho, Wo, 0, g.Hg * g.Wg, g.Wg), dYg, om, ctx.saved.get("ws"))
     elif need_dW:
         dWt = _taps_corr(dYg[:, om:], Xg, g.offsets, g.Lout, _blas_ok(dy, W, Xg))    # (9, O, C)
         dW = xp.ascontiguousarray(dWt.reshape(3, 3, O, C).transpose(2, 3, 0, 1))
@@ -718,7 +728,7 @@ def _bwd_winograd(dy, ctx, need_dx, need_dW):
         return None, dW
     Wr = xp.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))               # (C, O, 3, 3)
     tl = winograd.Tiling(N, H, Wd, g.lead, g.Hg * g.Wg, g.Wg)
-    return from_cnhw(winograd.conv(dYg, tl, winograd.weight_transform(Wr))), dW
+    return from_cnhw(winograd.conv(dYg, tl, winograd.weight_transform(Wr), ctx.saved.get("ws"))), dW
 
 
 def _mm(A, B):

@@ -163,7 +163,7 @@ class ConvBatchNorm(_GridWriter):
     def _forward(self, x, r=None):
         if not self.cache_enabled and not self.training:
             return self._folded(x, r)
-        z, cctx = self.conv.forward_cf(x, crop=False)
+        z, cctx = self.conv.forward_cf(x, crop=False, workspace=self.workspace if self.cache_enabled else None)
         y, bctx = self.bn.forward_cf(z, r=r, relu=self.relu,
                                      out=_consumer_grid(self, z.shape, z.dtype, get_array_module(z)))
         self.save(conv=cctx, bn=bctx)
