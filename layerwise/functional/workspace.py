@@ -22,6 +22,8 @@ class Workspace:
     def __init__(self) -> None:
         self._bufs: dict[tuple, Array] = {}
         self._shapes: dict[tuple, tuple] = {}
+        self._free: dict[tuple, list[Array]] = {}       # pooled arrays not in use, by layout
+        self._taken: dict[int, tuple[tuple, Array]] = {}  # id(view) -> (layout, view) of those in use
 
     def get(self, name: str, shape, dtype: Any, xp: Any = np, zero: bool = False) -> Array:
         """A ``shape`` array of ``dtype`` backed by the buffer ``name`` (grown when too small).
@@ -43,14 +45,45 @@ class Workspace:
         self._shapes[key] = tuple(shape)
         return arr
 
+    # A pool of arrays for values that live a while, not across a call: a Net's sums of
+    # gradients (a blob read by two layers) are taken when computed and given back once the
+    # layer that produced the blob has used them, so the next sum of that layout reuses them.
+    def take_like(self, a: Array, xp: Any = np) -> Array:
+        """A pooled array of ``a``'s shape and dtype with its axes in ``a``'s memory order
+        (``a`` channels-first gives channels-first), not in use; ``give_back`` returns it."""
+        order = tuple(sorted(range(a.ndim), key=lambda i: -abs(a.strides[i])))
+        key = (tuple(a.shape[i] for i in order), np.dtype(a.dtype).str, xp.__name__, order)
+        free = self._free.setdefault(key, [])
+        view = free.pop() if free else xp.empty(key[0], dtype=a.dtype).transpose(np.argsort(order))
+        self._taken[id(view)] = (key, view)
+        return view
+
+    def give_back(self, a: Array) -> bool:
+        """Return an array of ``take_like`` to the pool (False, nothing done, for any other)."""
+        got = self._taken.get(id(a))
+        if got is None or got[1] is not a:
+            return False
+        del self._taken[id(a)]
+        self._free[got[0]].append(a)
+        return True
+
+    def give_back_all(self) -> None:
+        """Every pooled array is free again (a new pass begins: the last one's sums are dead)."""
+        for key, a in self._taken.values():
+            self._free[key].append(a)
+        self._taken.clear()
+
     def clear(self) -> None:
         """Free every buffer."""
         self._bufs.clear()
         self._shapes.clear()
+        self._free.clear()
+        self._taken.clear()
 
     @property
     def nbytes(self) -> int:
-        return int(sum(b.nbytes for b in self._bufs.values()))
+        pooled = [a for free in self._free.values() for a in free] + [a for _, a in self._taken.values()]
+        return int(sum(b.nbytes for b in self._bufs.values()) + sum(a.nbytes for a in pooled))
 
     def __len__(self) -> int:
         return len(self._bufs)

@@ -1,0 +1,100 @@
+"""Pooled gradient sums: while training, a Net sums the gradients of a blob read by several
+layers into arrays of its workspace's pool (``Workspace.take_like`` / ``give_back``) and
+gives each back once the blob's producer has run. Checked against the same Net in
+``eval(grad=True)`` (no pool; these layers compute the same in both modes) over several
+steps, with a three-way fan-out, an Eltwise whose backward hands its dy on as-is, and nested
+Nets whose input gradient is a pooled sum; the top Net's input gradient is never pooled."""
+import numpy as np
+import pytest
+
+import layerwise as lw
+from layerwise.core import Net
+from layerwise.functional.workspace import Workspace
+
+
+def _block(seed):
+    """A nested Net: x feeds a Linear, a ReLU and the sum (three readers)."""
+    net = Net(inputs="x", seed=seed, name="block")
+    net.add(lw.Linear(6), "x", "h", name="fc")
+    net.add(lw.ReLU(), "x", "r", name="relu")
+    net.add(lw.Eltwise("sum"), ["h", "r", "x"], "y", name="sum")
+    return net
+
+
+def _net():
+    net = Net(inputs="data", seed=3)
+    net.add(lw.Linear(6), "data", "a", name="fc0")
+    net.add(_block(1), "a", "b", name="block1")
+    net.add(_block(2), "b", "c", name="block2")
+    net.add(lw.Eltwise("sum"), ["c", "a"], "d", name="skip")      # "a": read by block1 and skip
+    net.add(lw.Linear(3), "d", "out", name="head")
+    return net
+
+
+def _grads(net, x, dy):
+    y = net.forward(x)
+    dx = net.backward(dy)
+    g = {k: p.grad.copy() for k, p in net.named_params().items()}
+    net.zero_grad()
+    return y, dx, g
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_pooled_sums_equal_fresh_sums_over_steps(dtype, rng):
+    net = _net()
+    net.setup((4, 5))
+    net.astype(dtype)
+    net.propagate_down = (True,)
+    ref = _net()
+    ref.setup((4, 5))
+    ref.astype(dtype)
+    ref.load_state_dict(net.state_dict())
+    ref.propagate_down = (True,)
+    ref.eval(grad=True)
+    net.train()
+    kept = []
+    for _ in range(3):
+        x = rng.standard_normal((4, 5)).astype(dtype)
+        dy = rng.standard_normal((4, 3)).astype(dtype)
+        y, dx, g = _grads(net, x, dy)
+        y0, dx0, g0 = _grads(ref, x, dy)
+        tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(y, y0, **tol)
+        np.testing.assert_allclose(dx, dx0, **tol)
+        for k in g0:
+            np.testing.assert_allclose(g[k], g0[k], **tol, err_msg=k)
+        kept.append((dx, dx.copy()))
+    for dx, copy in kept:                  # the caller's input gradients were not reused
+        np.testing.assert_array_equal(dx, copy)
+    ws = net.workspace
+    assert ws.nbytes > 0
+    net.eval()
+    assert ws.nbytes == 0                  # eval frees the pool with the rest of the workspace
+
+
+def test_pool_reuses_arrays_across_steps(rng):
+    net = _net()
+    net.setup((4, 5))
+    net.train()
+    x, dy = rng.standard_normal((4, 5)).astype(np.float32), rng.standard_normal((4, 3)).astype(np.float32)
+    _grads(net, x, dy)
+    first = net.workspace.nbytes
+    assert first > 0
+    for _ in range(3):
+        _grads(net, x, dy)
+    assert net.workspace.nbytes == first   # no new arrays: the same ones every step
+
+
+def test_take_like_keeps_memory_order_and_give_back_only_takes_its_own():
+    ws = Workspace()
+    a = np.zeros((3, 4, 5, 6), np.float32).transpose(1, 0, 2, 3)     # channels-first in memory
+    t = ws.take_like(a)
+    assert t.shape == a.shape and t.dtype == a.dtype
+    assert [s for s in t.strides] == [s for s in a.strides]
+    assert not ws.give_back(a) and not ws.give_back(t.copy())
+    assert ws.give_back(t) and not ws.give_back(t)                    # once
+    assert ws.take_like(a) is t                                       # the same array again
+    u = ws.take_like(a)
+    assert u is not t                                                 # t is in use: a new one
+    ws.give_back_all()
+    assert {id(ws.take_like(a)), id(ws.take_like(a))} == {id(t), id(u)}
