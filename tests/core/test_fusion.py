@@ -334,11 +334,13 @@ def test_block_output_is_written_into_the_next_blocks_conv_grid(rng, backend):
     assert len(net.workspace) == 0          # inference keeps no scratch between calls
 
 
-def test_grids_are_reused_across_steps_and_give_the_unfused_numbers(rng, backend):
+@pytest.mark.parametrize("c,shape", [(8, (3, 8, 5, 6)), (16, (2, 16, 8, 8))])
+def test_grids_are_reused_across_steps_and_give_the_unfused_numbers(c, shape, rng, backend):
     """Training steps reuse the same input and gradient grids (their zero gaps written once),
-    and the numbers of every step equal the unfused Net's: forward, input and param grads."""
-    ref, fused = _two_blocks(False), _two_blocks(True)
-    shape = (3, 8, 5, 6)
+    and the numbers of every step equal the unfused Net's: forward, input and param grads.
+    At 16 channels on 8x8 maps the convolutions run Winograd (with Numba), whose chunk buffers
+    and forward output the fused layers take from the workspace: the same ones every step."""
+    ref, fused = _two_blocks(False, c), _two_blocks(True, c)
     for n in (ref, fused):
         n.setup(shape, dtype=np.float64)
     _perturb(ref, rng)
@@ -346,7 +348,7 @@ def test_grids_are_reused_across_steps_and_give_the_unfused_numbers(rng, backend
     ptrs = []
     for _ in range(3):
         x = rng.standard_normal(shape)
-        dy = rng.standard_normal((3, 8, 1, 1))
+        dy = rng.standard_normal((shape[0], c, 1, 1))
         outs = []
         for n in (ref, fused):
             n.zero_grad()
@@ -359,3 +361,6 @@ def test_grids_are_reused_across_steps_and_give_the_unfused_numbers(rng, backend
             np.testing.assert_allclose(outs[1][2][k], g, rtol=1e-10, atol=1e-10, err_msg=k)
         ptrs.append({k: b.__array_interface__["data"][0] for k, b in fused.workspace._bufs.items()})
     assert ptrs[1] == ptrs[2] and any("input_grid" in k[0] for k in ptrs[2]) and any("dy_grid" in k[0] for k in ptrs[2])
+    if c == 16 and backend == "numba":
+        # Winograd ran (its chunk buffers are there) and the fused layers' outputs y are kept
+        assert any(k[0] == "winograd.V0" for k in ptrs[2]) and any(k[0].endswith(".y") for k in ptrs[2])
