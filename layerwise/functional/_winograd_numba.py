@@ -39,6 +39,28 @@ def weight(W, U):                       # W (K, C, 3, 3) C-contiguous -> U (K, 1
 
 
 @nb.njit(nogil=True, cache=True)
+def finish_wgrad(Mw, dW):               # Mw (K, 16, C) -> dW (K, C, 3, 3) C-contiguous: G^T M G per (k, c)
+    K, C = Mw.shape[0], Mw.shape[2]
+    h = Mw.dtype.type(0.5)
+    for k in range(K):
+        Mk = Mw[k]
+        w = dW[k].reshape(C * 9)
+        for c in range(C):
+            t00, t01, t02 = Mk[0, c] + h * (Mk[1, c] + Mk[2, c]), h * (Mk[1, c] - Mk[2, c]), \
+                h * (Mk[1, c] + Mk[2, c]) + Mk[3, c]                                   # rows of T = M G
+            t10, t11, t12 = Mk[4, c] + h * (Mk[5, c] + Mk[6, c]), h * (Mk[5, c] - Mk[6, c]), \
+                h * (Mk[5, c] + Mk[6, c]) + Mk[7, c]
+            t20, t21, t22 = Mk[8, c] + h * (Mk[9, c] + Mk[10, c]), h * (Mk[9, c] - Mk[10, c]), \
+                h * (Mk[9, c] + Mk[10, c]) + Mk[11, c]
+            t30, t31, t32 = Mk[12, c] + h * (Mk[13, c] + Mk[14, c]), h * (Mk[13, c] - Mk[14, c]), \
+                h * (Mk[13, c] + Mk[14, c]) + Mk[15, c]
+            o = 9 * c                                                                     # G^T T
+            w[o], w[o + 1], w[o + 2] = t00 + h * (t10 + t20), t01 + h * (t11 + t21), t02 + h * (t12 + t22)
+            w[o + 3], w[o + 4], w[o + 5] = h * (t10 - t20), h * (t11 - t21), h * (t12 - t22)
+            w[o + 6], w[o + 7], w[o + 8] = h * (t10 + t20) + t30, h * (t11 + t21) + t31, h * (t12 + t22) + t32
+
+
+@nb.njit(nogil=True, cache=True)
 def ld(g, s, Wg, i, j, nr, nc):
     return g[s + i * Wg + j] if i < nr and j < nc else g.dtype.type(0)
 

@@ -90,6 +90,9 @@ def test_numba_kernels_match_the_numpy_reference(xs, K, p, dtype, rng):
         wg._np_dy(Dg, 3, tl, r0, r1, D1)
         np.testing.assert_allclose(D0[:, :, :nt], D1[:, :, :nt], **tol)
         assert np.isnan(D0[:, :, nt:]).all()
+    # the 4x4 -> 3x3 back-transform of the weight gradient: kernel against G^T M G in NumPy
+    Mw = rng.standard_normal((K, 16, C)).astype(dtype)
+    np.testing.assert_allclose(wg._finish_wgrad(Mw), wg._np_finish_wgrad(Mw), **tol)
     # the weight gradient: Numba pipeline (its GEMM: sums over tiles) against the NumPy one
     dW0 = wg.weight_grad(Xg, tl, Dg, 3)
     old = cnhw.set_backend("numpy")
