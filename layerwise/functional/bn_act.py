@@ -22,6 +22,8 @@ arrays when numba imports (``cnhw.set_backend`` switches both modules).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..backend import Array, get_array_module
@@ -239,6 +241,44 @@ def _compile():
             r1[c] = p
             r2[c] = q
 
+    # forward into a fresh grid (``Grid``): every column of each channel's grid row written once,
+    # the outputs where they belong and zeros in the gaps, so no separate zeroing pass reads the
+    # grid in from memory first (at inference the grids are new each call).
+    @njit(parallel=True, fastmath=fm, cache=True)
+    def forward_grid(x, sx, s, t, r, sr, has_r, relu, G, lead, Hg, Wg, N, H, W):
+        C = s.shape[0]
+        zero = x.dtype.type(0)
+        L = G.shape[1]
+        Sg = Hg * Wg
+        for c in prange(C):
+            sc, tc = s[c], t[c]
+            g = G[c]
+            for j in range(lead):
+                g[j] = zero
+            for j in range(lead + N * Sg, L):
+                g[j] = zero
+            for n in range(N):
+                for h in range(Hg):
+                    o = lead + n * Sg + h * Wg
+                    grow = g[o:o + Wg]
+                    if h >= H:
+                        for w in range(Wg):
+                            grow[w] = zero
+                        continue
+                    bx = c * sx[0] + n * sx[1] + h * sx[2]
+                    br = c * sr[0] + n * sr[1] + h * sr[2]
+                    xr, rr = x[bx:bx + W], r[br:br + W]
+                    for w in range(W):
+                        v = xr[w] * sc + tc
+                        if has_r:
+                            v += rr[w]
+                        if relu and v < zero:
+                            v = zero
+                        grow[w] = v
+                    for w in range(W, Wg):
+                        grow[w] = zero
+
+    _kernels.update(forward_grid=forward_grid)
     _kernels.update(stats=stats, forward=forward, backward=backward, apply=apply, stats_plane=stats_plane,
                     sums_plane=sums_plane)
     return _kernels
@@ -270,6 +310,17 @@ def _plane(*arrays: Array | None) -> tuple[int, int, Array, list[tuple[Array, Ar
             return None
         flats.append(f)
     return N, L, mask, flats
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A zero-gapped grid ``G (C, L)`` whose gaps are not written yet: ``N`` blocks of ``Hg x Wg``
+    columns from column ``lead`` (``functional.conv.tap_grid``), the maps at each block's top left."""
+
+    G: Array
+    lead: int
+    Hg: int
+    Wg: int
 
 
 def _numba(*arrays: Array) -> bool:
@@ -347,6 +398,32 @@ def forward(x: Array, s: Array, t: Array, r: Array | None, relu: bool, out: Arra
     return _np_forward(x, s, t, r, relu, out)
 
 
+def forward_into_grid(x: Array, s: Array, t: Array, r: Array | None, relu: bool, grid: Grid) -> Array:
+    """``forward`` into the interior of a fresh zero-gapped grid (``grid``: where its gaps are
+    not yet zero), writing the gaps' zeros in the same pass; returns the interior (C, N, H, W).
+    The grid's blocks hold the maps at their top left (``functional.conv.input_grid``)."""
+    G, lead, Hg, Wg = grid.G, grid.lead, grid.Hg, grid.Wg
+    C, N, H, W = x.shape
+    if H > Hg or W > Wg or G.shape[0] != C or lead + N * Hg * Wg > G.shape[1]:
+        raise ValueError(f"bn_act.forward_into_grid: maps {tuple(x.shape)} do not fit the grid {tuple(G.shape)} "
+                         f"of {N} blocks of {Hg}x{Wg} after {lead} columns")
+    interior = G[:, lead:lead + N * Hg * Wg].reshape(C, N, Hg, Wg)[:, :, :H, :W]
+    if _numba(x, r, G) and G.flags.c_contiguous:
+        x, r = _unit(x), _unit(r)
+        xv = _flat(x)                            # 4-D strides: the kernel walks the grid's rows
+        rv = xv if r is None else _flat(r)
+        if xv is not None and rv is not None:
+            _compile()["forward_grid"](xv[0], xv[1], s, t, rv[0], rv[1], r is not None, relu, G, lead, Hg, Wg,
+                                       N, H, W)
+            return interior
+    G[:, :lead] = 0
+    G[:, lead + N * Hg * Wg:] = 0
+    blocks = G[:, lead:lead + N * Hg * Wg].reshape(C, N, Hg, Wg)
+    blocks[:, :, H:] = 0
+    blocks[:, :, :H, W:] = 0
+    return _np_forward(x, s, t, r, relu, interior)
+
+
 def backward_sums(dy: Array, x: Array, s: Array, t: Array, r: Array | None, relu: bool,
                   r1: Array, r2: Array, dr: Array | None = None) -> None:
     """float64 ``r1 = sum dz``, ``r2 = sum dz * x`` per row (dz: dy through the ReLU, recomputed);
@@ -392,4 +469,4 @@ def backward_apply(dy: Array, x: Array, s: Array, t: Array, r: Array | None, rel
     return out
 
 
-__all__ = ["stats", "forward", "backward_sums", "backward_apply"]
+__all__ = ["stats", "forward", "forward_into_grid", "Grid", "backward_sums", "backward_apply"]

@@ -44,11 +44,12 @@ def _maps(a: Array) -> Array:
 def bn_cf_forward(x: Array, weight: Array | None, bias: Array | None, running: tuple[Array, Array], eps: float,
                   training: bool, r: Array | None = None, relu: bool = False, keep: bool = True,
                   update: Callable[[Array, Array, int], Any] | None = None,
-                  out: Array | None = None) -> tuple[Array, BNCFCtx | None]:
+                  out: Array | bn_act.Grid | None = None) -> tuple[Array, BNCFCtx | None]:
     """``y = act(BN(x) [+ r])`` with batch statistics (training) or ``running`` (mean, var).
 
     ``out``: an (N, C, H, W) array (or view, e.g. the interior of the next convolution's grid)
-    to write y into; by default a new channels-first array. Returns ``(y, ctx)``."""
+    to write y into, or a fresh grid (``bn_act.Grid``) whose interior y becomes, its gaps
+    zeroed in the same pass; by default a new channels-first array. Returns ``(y, ctx)``."""
     xp = get_array_module(x)
     X = _maps(x)
     C, N, H, W = X.shape
@@ -65,8 +66,11 @@ def bn_cf_forward(x: Array, weight: Array | None, bias: Array | None, running: t
     s64 = invstd if weight is None else weight.astype(xp.float64) * invstd
     t64 = -mean * s64 if bias is None else bias.astype(xp.float64) - mean * s64
     s, t = s64.astype(x.dtype), t64.astype(x.dtype)
-    Y = xp.empty((C, N, H, W), dtype=x.dtype) if out is None else _maps(out)
-    bn_act.forward(X, s, t, R, relu, Y)
+    if isinstance(out, bn_act.Grid):
+        Y = bn_act.forward_into_grid(X, s, t, R, relu, out)
+    else:
+        Y = xp.empty((C, N, H, W), dtype=x.dtype) if out is None else _maps(out)
+        bn_act.forward(X, s, t, R, relu, Y)
     ctx = BNCFCtx(X, R, mean, invstd, s64, s, t, training, relu, weight is not None, X.shape) if keep else None
     return from_cnhw(Y), ctx
 

@@ -484,11 +484,14 @@ def _tap_input(x, g: TapGrid):
     return Xg
 
 
-def _new_grid(xp, x_shape, g: TapGrid, dtype, x=None, ws: Workspace | None = None, name: str = ""):
+def _new_grid(xp, x_shape, g: TapGrid, dtype, x=None, ws: Workspace | None = None, name: str = "",
+              zero_gaps: bool = True):
     """A ``(C, Ng)`` grid with zero gaps, and the (N, C, H, W) view of its interior (x copied
     there when given, else unset). With a workspace the grid is its buffer ``name``, zeroed
     only when its shape changes: nothing writes the gaps, so they stay zero across steps and
-    the grid costs neither a zeroing pass nor fresh pages per step."""
+    the grid costs neither a zeroing pass nor fresh pages per step. Without one and with
+    ``zero_gaps=False`` (and no x) the gaps are left unset too, for a writer that fills the
+    whole grid in one pass (``bn_act.forward_into_grid``)."""
     N, C, H, Wd = x_shape
     Sg = g.Hg * g.Wg
     if ws is not None:
@@ -498,7 +501,7 @@ def _new_grid(xp, x_shape, g: TapGrid, dtype, x=None, ws: Workspace | None = Non
         Xg[:, :g.lead] = 0
         Xg[:, g.lead + N * Sg:] = 0
     view = from_cnhw(Xg[:, g.lead:g.lead + N * Sg].reshape(C, N, g.Hg, g.Wg)[:, :, :H, :Wd])
-    if ws is None:
+    if ws is None and (zero_gaps or x is not None):
         cf_kernels.to_grid(Xg, g.lead, N, g.Hg, g.Wg, None if x is None else x.transpose(1, 0, 2, 3), H, Wd)
     elif x is not None:
         view[...] = x
@@ -529,19 +532,20 @@ def _data_ptr(a) -> int:
 
 
 def input_grid(x_shape, w_shape, padding: IntPair = 0, dilation: IntPair = 1, dtype: Any = "float32", xp: Any = None,
-               ws: Workspace | None = None, name: str = "grid"):
+               ws: Workspace | None = None, name: str = "grid", zero_gaps: bool = True):
     """``(grid, view)`` for a layer whose output ``x`` (of shape ``x_shape``) feeds a convolution
     of weight shape ``w_shape`` that runs ``cftaps``: writing x into ``view`` (an (N, C, H, W)
     strided view) lays it out as that convolution's input grid, so it reads x without a copy.
     ``(None, None)`` when that convolution would not run ``cftaps`` (nothing gained). With a
-    workspace, the grid is its buffer ``name`` (reused across steps; see ``_new_grid``)."""
+    workspace, the grid is its buffer ``name`` (reused across steps; see ``_new_grid``);
+    without one, ``zero_gaps=False`` leaves the gaps unset for a writer that fills them."""
     import numpy as np
     if conv2d_method(x_shape, w_shape, 1, padding, dilation) not in ("cftaps", "winograd"):
         return None, None
     g = tap_grid(x_shape, w_shape, pair(padding), pair(dilation))
     if g.lead == 0 and (g.Hg, g.Wg) == tuple(x_shape[2:]):
         return None, None                      # the conv reads a channels-first x in place anyway
-    return _new_grid(xp or np, x_shape, g, dtype, ws=ws, name=name)
+    return _new_grid(xp or np, x_shape, g, dtype, ws=ws, name=name, zero_gaps=zero_gaps)
 
 
 def _row_ptr(a) -> tuple[int, int]:

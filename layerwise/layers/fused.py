@@ -16,7 +16,7 @@ from __future__ import annotations
 from ..backend import Shape, get_array_module
 from ..core.fusion import FusedLayer, Match, chain, register_rule
 from ..functional import bn_act
-from ..functional.conv import input_grid
+from ..functional.conv import input_grid, tap_grid
 from ..functional.layout import from_cnhw
 from .activations import ReLU
 from .batchnorm import BatchNorm2d
@@ -36,8 +36,12 @@ def _consumer_grid(layer, y_shape, dtype, xp):
     if conv is None or getattr(conv, "weight", None) is None or conv.weight.data.dtype != dtype:
         return None
     ws = layer.workspace if layer.cache_enabled else None
-    return input_grid(tuple(y_shape), conv.weight.shape, conv.padding, conv.dilation, dtype, xp, ws=ws,
-                      name=f"conv.input_grid:{id(conv)}")[1]
+    G, view = input_grid(tuple(y_shape), conv.weight.shape, conv.padding, conv.dilation, dtype, xp, ws=ws,
+                         name=f"conv.input_grid:{id(conv)}", zero_gaps=False)
+    if view is None or ws is not None:
+        return view
+    g = tap_grid(tuple(y_shape), conv.weight.shape, conv.padding, conv.dilation)
+    return bn_act.Grid(G, g.lead, g.Hg, g.Wg)       # new, gaps unset: the writer zeroes them as it goes
 
 
 class _GridWriter(FusedLayer):
@@ -180,9 +184,12 @@ class ConvBatchNorm(_GridWriter):
         z, _ = self.conv.forward_cf(x, crop=False, weight=Wf)
         Z = z.transpose(1, 0, 2, 3)                                             # (O, N, Ho, Wo), maybe strided
         out = _consumer_grid(self, z.shape, z.dtype, xp)
-        Y = xp.empty(Z.shape, dtype=z.dtype) if out is None else out.transpose(1, 0, 2, 3)
         ones = xp.ones(Z.shape[0], dtype=z.dtype)
-        bn_act.forward(Z, ones, t.astype(z.dtype), None if r is None else r.transpose(1, 0, 2, 3), self.relu, Y)
+        R = None if r is None else r.transpose(1, 0, 2, 3)
+        if isinstance(out, bn_act.Grid):
+            return from_cnhw(bn_act.forward_into_grid(Z, ones, t.astype(z.dtype), R, self.relu, out))
+        Y = xp.empty(Z.shape, dtype=z.dtype) if out is None else out.transpose(1, 0, 2, 3)
+        bn_act.forward(Z, ones, t.astype(z.dtype), R, self.relu, Y)
         return from_cnhw(Y)
 
     def _backward(self, dy):

@@ -183,6 +183,50 @@ def test_bn_act_numba_and_numpy_kernels_agree(rng):
 
 
 @pytest.mark.parametrize("residual", [False, True])
+def test_forward_into_a_fresh_grid_zeroes_its_gaps_in_the_same_pass(rng, backend, residual):
+    """At inference a fused layer's output grid is new each call, its gaps unset: the writer
+    (``bn_act.forward_into_grid``) puts y in the interior and zeros everywhere else, lead and
+    tail columns included, whatever the memory held (NaN here)."""
+    from layerwise.functional import conv as fconv
+    C, N, H, W = 3, 4, 5, 6
+    g = fconv.tap_grid((N, C, H, W), (C, C, 3, 3), (1, 1), (1, 1))
+    G = np.full((C, g.Ng), np.nan, np.float32)
+    x = rng.standard_normal((C, N, H, W)).astype(np.float32)
+    r = rng.standard_normal((N, C, H, W)).astype(np.float32).transpose(1, 0, 2, 3) if residual else None
+    s, t = rng.standard_normal(C).astype(np.float32), rng.standard_normal(C).astype(np.float32)
+    y = bn_act.forward_into_grid(x, s, t, r, True, bn_act.Grid(G, g.lead, g.Hg, g.Wg))
+    ref = np.maximum(x * s[:, None, None, None] + t[:, None, None, None] + (0 if r is None else r), 0)
+    np.testing.assert_allclose(y, ref, rtol=1e-6, atol=1e-6)
+    assert np.shares_memory(y, G)
+    rest = G.copy()
+    rest[:, g.lead:g.lead + N * g.Hg * g.Wg].reshape(C, N, g.Hg, g.Wg)[:, :, :H, :W] = 0
+    assert (rest == 0).all()                       # every gap, lead and tail column written: zero
+    assert fconv._grid_of(y.transpose(1, 0, 2, 3), g) is not None   # a grid a convolution reads in place
+
+
+@pytest.mark.parametrize("c,hw", [(8, (5, 6)), (16, (8, 8))])      # cftaps; Winograd (with Numba)
+def test_inference_output_lands_in_the_next_convs_grid_in_place(rng, backend, c, hw):
+    """In eval mode (no workspace) conv1+bn1+relu1 writes its output into a new grid, gaps
+    zeroed as it writes: conv2 reads it in place (``_grid_of`` finds the grid), and the block
+    computes what the unfused one does."""
+    from layerwise.functional import conv as fconv
+    ref, net = _block(False, c), _block(True, c)
+    x = rng.standard_normal((2, c, *hw)).astype(np.float32)
+    for n in (ref, net):
+        n.setup(x.shape)
+    _perturb(ref, rng)
+    net.load_state_dict(ref.state_dict())
+    ref.eval()
+    net.eval()
+    seen = _step_outputs(net, x)
+    y1 = seen["conv1+bn1+relu1"]
+    g = fconv.tap_grid(y1.shape, (c, c, 3, 3), (1, 1), (1, 1))
+    assert fconv._grid_of(y1, g) is not None
+    assert len(net.workspace) == 0
+    np.testing.assert_allclose(seen["conv2+bn2+add+relu"], ref.forward(x), rtol=3e-5, atol=3e-5)
+
+
+@pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("gap", [0.5, np.inf, np.nan])
 def test_bn_act_sums_on_gapped_grids_read_by_planes(rng, residual, gap):
     """Maps that are the interiors of grids (rows shorter than their stride; what a conv's output
