@@ -209,9 +209,10 @@ def conv2d_forward(x: Array, W: Array, b: Array | None = None, stride: IntPair =
         crop: False lets ``cftaps`` return y as a strided view of the grid it computed y on
             (no copy; the batch-norm kernels read it in place); other methods ignore it.
         ws: a workspace for scratch that lives only during one call (``winograd``'s chunk
-            buffers), forward and backward, and for ``winograd``'s y, named ``ws_name + ".y"``
-            (a name of this layer's own: y lives until the next forward, for the backward):
-            the same memory every step, no page faults.
+            buffers), forward and backward, and for ``winograd``'s y: named ``ws_name + ".y"``
+            when ctx is kept (a name of this layer's own: y lives until the next forward, for
+            the backward), else a recycled array (``Workspace.recycled``): the same memory
+            every step, no page faults.
 
     Returns:
         ``(y, ctx)``: y of shape (N, O, Ho, Wo) (with ``impl="gemm"`` the NCHW view of a
@@ -485,19 +486,20 @@ def _tap_input(x, g: TapGrid):
 
 
 def _new_grid(xp, x_shape, g: TapGrid, dtype, x=None, ws: Workspace | None = None, name: str = "",
-              zero_gaps: bool = True):
+              zero_gaps: bool = True, recycle: Workspace | None = None):
     """A ``(C, Ng)`` grid with zero gaps, and the (N, C, H, W) view of its interior (x copied
     there when given, else unset). With a workspace the grid is its buffer ``name``, zeroed
     only when its shape changes: nothing writes the gaps, so they stay zero across steps and
     the grid costs neither a zeroing pass nor fresh pages per step. Without one and with
     ``zero_gaps=False`` (and no x) the gaps are left unset too, for a writer that fills the
-    whole grid in one pass (``bn_act.forward_into_grid``)."""
+    whole grid in one pass (``bn_act.forward_into_grid``). Without a workspace, a ``recycle``
+    workspace hands out a grid nobody uses any more (``Workspace.recycled``) instead of a new one."""
     N, C, H, Wd = x_shape
     Sg = g.Hg * g.Wg
     if ws is not None:
         Xg = ws.get(name, (C, g.Ng), dtype, xp, zero=True)
     else:
-        Xg = xp.empty((C, g.Ng), dtype=dtype)
+        Xg = xp.empty((C, g.Ng), dtype=dtype) if recycle is None else recycle.recycled((C, g.Ng), dtype, xp)
         Xg[:, :g.lead] = 0
         Xg[:, g.lead + N * Sg:] = 0
     view = from_cnhw(Xg[:, g.lead:g.lead + N * Sg].reshape(C, N, g.Hg, g.Wg)[:, :, :H, :Wd])
@@ -532,7 +534,8 @@ def _data_ptr(a) -> int:
 
 
 def input_grid(x_shape, w_shape, padding: IntPair = 0, dilation: IntPair = 1, dtype: Any = "float32", xp: Any = None,
-               ws: Workspace | None = None, name: str = "grid", zero_gaps: bool = True):
+               ws: Workspace | None = None, name: str = "grid", zero_gaps: bool = True,
+               recycle: Workspace | None = None):
     """``(grid, view)`` for a layer whose output ``x`` (of shape ``x_shape``) feeds a convolution
     of weight shape ``w_shape`` that runs ``cftaps``: writing x into ``view`` (an (N, C, H, W)
     strided view) lays it out as that convolution's input grid, so it reads x without a copy.
@@ -545,7 +548,7 @@ def input_grid(x_shape, w_shape, padding: IntPair = 0, dilation: IntPair = 1, dt
     g = tap_grid(x_shape, w_shape, pair(padding), pair(dilation))
     if g.lead == 0 and (g.Hg, g.Wg) == tuple(x_shape[2:]):
         return None, None                      # the conv reads a channels-first x in place anyway
-    return _new_grid(xp or np, x_shape, g, dtype, ws=ws, name=name, zero_gaps=zero_gaps)
+    return _new_grid(xp or np, x_shape, g, dtype, ws=ws, name=name, zero_gaps=zero_gaps, recycle=recycle)
 
 
 def _row_ptr(a) -> tuple[int, int]:
@@ -700,8 +703,13 @@ def _fwd_winograd(x, W, ctx, out):
     if ctx.saved["keep"]:
         ctx.saved["Xg"] = Xg
     ws = ctx.saved["ws"]
-    Y = None if ws is None else ws.get(ctx.saved["ws_name"] + ".y", (W.shape[0], N, out[0], out[1]), W.dtype,
-                                       get_array_module(x))
+    shape, xp = (W.shape[0], N, out[0], out[1]), get_array_module(x)
+    if ws is None:
+        Y = None
+    elif ctx.saved["keep"]:
+        Y = ws.get(ctx.saved["ws_name"] + ".y", shape, W.dtype, xp)
+    else:
+        Y = ws.recycled(shape, W.dtype, xp)
     return from_cnhw(winograd.conv(Xg, tl, winograd.weight_transform(W), ws, Y))
 
 

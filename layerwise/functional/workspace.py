@@ -9,6 +9,7 @@ put in eval mode, so inference keeps no training scratch).
 """
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ class Workspace:
         self._shapes: dict[tuple, tuple] = {}
         self._free: dict[tuple, list[Array]] = {}       # pooled arrays not in use, by layout
         self._taken: dict[int, tuple[tuple, Array]] = {}  # id(view) -> (layout, view) of those in use
+        self._recycled: dict[tuple, list[Array]] = {}   # arrays handed out by ``recycled``, by shape
 
     def get(self, name: str, shape, dtype: Any, xp: Any = np, zero: bool = False) -> Array:
         """A ``shape`` array of ``dtype`` backed by the buffer ``name`` (grown when too small).
@@ -73,16 +75,36 @@ class Workspace:
             self._free[key].append(a)
         self._taken.clear()
 
+    # Arrays for outputs whose lifetime the caller cannot tell (an inference's activations and
+    # grids, handed on through a Net's blobs): ``recycled`` hands out an array of the shape asked
+    # for that nobody uses any more, else a new one it keeps. "Nobody uses it" is read off its
+    # reference count: the list here holds one reference, and every view of it (any reshape,
+    # transpose or slice a layer made) holds one more. So the pool holds at most as many arrays
+    # of a shape as were alive at once, and they are reused instead of faulted in afresh.
+    def recycled(self, shape: tuple[int, ...], dtype: Any, xp: Any = np) -> Array:
+        """A C-contiguous ``shape`` array of ``dtype``, contents undefined, not referenced by anyone
+        else (a pooled one whose users are gone, else a new one added to the pool)."""
+        key = (tuple(int(d) for d in shape), np.dtype(dtype).str, xp.__name__)
+        arrays = self._recycled.setdefault(key, [])
+        for a in arrays:
+            if sys.getrefcount(a) <= 3:          # the list, the loop variable, getrefcount's argument
+                return a
+        a = xp.empty(key[0], dtype=dtype)
+        arrays.append(a)
+        return a
+
     def clear(self) -> None:
         """Free every buffer."""
         self._bufs.clear()
         self._shapes.clear()
         self._free.clear()
         self._taken.clear()
+        self._recycled.clear()
 
     @property
     def nbytes(self) -> int:
-        pooled = [a for free in self._free.values() for a in free] + [a for _, a in self._taken.values()]
+        pooled = [a for free in self._free.values() for a in free] + [a for _, a in self._taken.values()] + \
+            [a for arrays in self._recycled.values() for a in arrays]
         return int(sum(b.nbytes for b in self._bufs.values()) + sum(a.nbytes for a in pooled))
 
     def __len__(self) -> int:

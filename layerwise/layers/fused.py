@@ -31,13 +31,15 @@ def _consumer_grid(layer, y_shape, dtype, xp):
     grid of the convolution that reads it (``layer.out_conv``, told by the Net: see
     ``Layer.set_output_conv``), so that convolution needs no copy of its input
     (``functional.conv.input_grid``); None otherwise. While training, the grid is a buffer
-    of the layer's workspace, kept across steps (its zero gaps are written once)."""
+    of the layer's workspace, kept across steps (its zero gaps are written once); otherwise a
+    ``bn_act.Grid`` (gaps unset, for the writer to zero) recycled from the workspace."""
     conv = layer.out_conv
     if conv is None or getattr(conv, "weight", None) is None or conv.weight.data.dtype != dtype:
         return None
     ws = layer.workspace if layer.cache_enabled else None
     G, view = input_grid(tuple(y_shape), conv.weight.shape, conv.padding, conv.dilation, dtype, xp, ws=ws,
-                         name=f"conv.input_grid:{id(conv)}", zero_gaps=False)
+                         name=f"conv.input_grid:{id(conv)}", zero_gaps=False,
+                         recycle=None if ws is not None else layer.workspace)
     if view is None or ws is not None:
         return view
     g = tap_grid(tuple(y_shape), conv.weight.shape, conv.padding, conv.dilation)
@@ -181,7 +183,7 @@ class ConvBatchNorm(_GridWriter):
         Wf = (W.astype(xp.float64) * s.reshape(-1, 1, 1, 1)).astype(W.dtype)
         if self.conv.bias is not None:
             t = t + s * self.conv.bias.data.astype(xp.float64)
-        z, _ = self.conv.forward_cf(x, crop=False, weight=Wf)
+        z, _ = self.conv.forward_cf(x, crop=False, weight=Wf, workspace=self.workspace)
         Z = z.transpose(1, 0, 2, 3)                                             # (O, N, Ho, Wo), maybe strided
         out = _consumer_grid(self, z.shape, z.dtype, xp)
         ones = xp.ones(Z.shape[0], dtype=z.dtype)
