@@ -112,7 +112,6 @@ class Net(Layer):
         self.fusion_report: list[str] = []
         self._hooks: list[tuple[Any, int | None, str]] = []
         self.workspace = Workspace()    # scratch of the fused layers of this Net (they run one at a time)
-        self._own_workspace = self.workspace   # another one once a Net above shares its own: then nested
         self._output_conv: Layer | None = None   # the convolution that reads this Net's output (Net above)
 
     # ----------------------------------------------------------------- wiring
@@ -356,18 +355,14 @@ class Net(Layer):
                              f"of each output {list(self.output_names)}, e.g. net.backward(loss.backward())")
         need = self._mark_needed()
         grads: dict[str, Array] = {}
-        # Sums of gradients (fan-out) go to pooled arrays while training, reused every step (fresh
-        # ones were about 15,000 page faults per ResNet-56 step); each goes back to the pool once
-        # the blob's producer has run. Not for a top Net's own inputs: their gradients are the
-        # caller's to keep.
+        # Sums of gradients (fan-out) go to recycled arrays of the workspace while training
+        # (``Workspace.recycled``: one nobody references any more, else a new one), so they are
+        # reused every step; fresh ones were about 15,000 page faults per ResNet-56 step. A sum
+        # the caller keeps (a top Net's input gradient), or a hook, is never handed out again.
         pool = self.workspace if self.training else None
-        nested = self.workspace is not self._own_workspace
-        if pool is not None and not nested:
-            pool.give_back_all()                 # a new pass: whatever the last one took is dead
         for b, dy in zip(self.output_names, dys):
             if dy is not None:
                 grads[b] = dy
-        given = {id(d) for d in dys if d is not None}   # the caller's: never ours to give back
         hooked = bool(self._hooks)
         for step in reversed(steps):
             layer = step.layer
@@ -393,20 +388,18 @@ class Net(Layer):
             else:
                 dxs = layer.backward(*args)
             dxs = _as_tuple(dxs, len(step.inputs))
-            if pool is not None:                 # this step has used its outputs' gradients: dead now
-                for b in step.outputs:
-                    _give_back(pool, grads.pop(b, None), given, grads, dxs)
+            for b in step.outputs:               # this step has used its outputs' gradients: dead now
+                grads.pop(b, None)
             for b, dx in zip(step.inputs, dxs):
                 if dx is None or not need.get(b, False):
                     continue
                 if b not in grads:
                     grads[b] = dx
-                elif pool is not None and (nested or b not in self.input_names) and _poolable(grads[b], dx):
+                elif pool is not None and _poolable(grads[b], dx):
                     g = grads[b]                     # fan-out: a blob read twice gets the sum
                     xp = get_array_module(g)
-                    grads[b] = pool.take_like(g, xp)
+                    grads[b] = _recycled_like(pool, g, xp)
                     xp.add(g, dx, out=grads[b])
-                    _give_back(pool, g, given, grads, dxs)
                 else:
                     grads[b] = grads[b] + dx
         dins = tuple(grads.get(b) if need[b] else None for b in self.input_names)
@@ -423,20 +416,15 @@ class Net(Layer):
         return rows
 
 
-def _give_back(pool: Workspace, d: Array | None, given: set[int], grads: dict[str, Array], dxs: tuple) -> None:
-    """Return ``d`` to the pool unless it is the caller's or still read: by another blob's
-    gradient (an Eltwise hands one dy to all its inputs) or by a gradient just computed
-    (a layer may return a view of its dy). Arrays not from the pool are left alone."""
-    if d is None or id(d) in given:
-        return
-    xp = get_array_module(d)
-    if any(a is not None and xp.may_share_memory(a, d) for a in (*grads.values(), *dxs)):
-        return
-    pool.give_back(d)
+def _recycled_like(pool: Workspace, a: Array, xp: Any) -> Array:
+    """A recycled array of ``a``'s shape and dtype with its axes in ``a``'s memory order."""
+    order = sorted(range(a.ndim), key=lambda i: -abs(a.strides[i]))
+    buf = pool.recycled(tuple(a.shape[i] for i in order), a.dtype, xp)
+    return buf.transpose([order.index(i) for i in range(a.ndim)])
 
 
 def _poolable(g: Array, dx: Array) -> bool:
-    """Whether ``g + dx`` may go to a pooled array: same shape and dtype, same array module."""
+    """Whether ``g + dx`` may go to a recycled array: same shape and dtype, same array module."""
     return (g.shape == dx.shape and g.dtype == dx.dtype and g.ndim > 0
             and get_array_module(g) is get_array_module(dx))
 

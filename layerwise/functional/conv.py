@@ -740,7 +740,9 @@ def _bwd_winograd(dy, ctx, need_dx, need_dW):
         return None, dW
     Wr = xp.ascontiguousarray(W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))               # (C, O, 3, 3)
     tl = winograd.Tiling(N, H, Wd, g.lead, g.Hg * g.Wg, g.Wg)
-    return from_cnhw(winograd.conv(dYg, tl, winograd.weight_transform(Wr), ctx.saved.get("ws"))), dW
+    ws = ctx.saved.get("ws")
+    dX = None if ws is None else ws.recycled((C, N, H, Wd), W.dtype, xp)     # reused once nobody reads it
+    return from_cnhw(winograd.conv(dYg, tl, winograd.weight_transform(Wr), ws, dX)), dW
 
 
 def _mm(A, B):

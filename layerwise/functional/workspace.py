@@ -23,8 +23,6 @@ class Workspace:
     def __init__(self) -> None:
         self._bufs: dict[tuple, Array] = {}
         self._shapes: dict[tuple, tuple] = {}
-        self._free: dict[tuple, list[Array]] = {}       # pooled arrays not in use, by layout
-        self._taken: dict[int, tuple[tuple, Array]] = {}  # id(view) -> (layout, view) of those in use
         self._recycled: dict[tuple, list[Array]] = {}   # arrays handed out by ``recycled``, by shape
 
     def get(self, name: str, shape, dtype: Any, xp: Any = np, zero: bool = False) -> Array:
@@ -47,36 +45,8 @@ class Workspace:
         self._shapes[key] = tuple(shape)
         return arr
 
-    # A pool of arrays for values that live a while, not across a call: a Net's sums of
-    # gradients (a blob read by two layers) are taken when computed and given back once the
-    # layer that produced the blob has used them, so the next sum of that layout reuses them.
-    def take_like(self, a: Array, xp: Any = np) -> Array:
-        """A pooled array of ``a``'s shape and dtype with its axes in ``a``'s memory order
-        (``a`` channels-first gives channels-first), not in use; ``give_back`` returns it."""
-        order = tuple(sorted(range(a.ndim), key=lambda i: -abs(a.strides[i])))
-        key = (tuple(a.shape[i] for i in order), np.dtype(a.dtype).str, xp.__name__, order)
-        free = self._free.setdefault(key, [])
-        view = free.pop() if free else xp.empty(key[0], dtype=a.dtype).transpose(np.argsort(order))
-        self._taken[id(view)] = (key, view)
-        return view
-
-    def give_back(self, a: Array) -> bool:
-        """Return an array of ``take_like`` to the pool (False, nothing done, for any other)."""
-        got = self._taken.get(id(a))
-        if got is None or got[1] is not a:
-            return False
-        del self._taken[id(a)]
-        self._free[got[0]].append(a)
-        return True
-
-    def give_back_all(self) -> None:
-        """Every pooled array is free again (a new pass begins: the last one's sums are dead)."""
-        for key, a in self._taken.values():
-            self._free[key].append(a)
-        self._taken.clear()
-
-    # Arrays for outputs whose lifetime the caller cannot tell (an inference's activations and
-    # grids, handed on through a Net's blobs): ``recycled`` hands out an array of the shape asked
+    # Arrays for values whose lifetime the caller cannot tell (an inference's activations and
+    # grids, a Net's sums of gradients, handed on through its blobs): ``recycled`` hands out an array of the shape asked
     # for that nobody uses any more, else a new one it keeps. "Nobody uses it" is read off its
     # reference count: the list here holds one reference, and every view of it (any reshape,
     # transpose or slice a layer made) holds one more. So the pool holds at most as many arrays
@@ -97,14 +67,11 @@ class Workspace:
         """Free every buffer."""
         self._bufs.clear()
         self._shapes.clear()
-        self._free.clear()
-        self._taken.clear()
         self._recycled.clear()
 
     @property
     def nbytes(self) -> int:
-        pooled = [a for free in self._free.values() for a in free] + [a for _, a in self._taken.values()] + \
-            [a for arrays in self._recycled.values() for a in arrays]
+        pooled = [a for arrays in self._recycled.values() for a in arrays]
         return int(sum(b.nbytes for b in self._bufs.values()) + sum(a.nbytes for a in pooled))
 
     def __len__(self) -> int:

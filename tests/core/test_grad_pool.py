@@ -1,9 +1,10 @@
-"""Pooled gradient sums: while training, a Net sums the gradients of a blob read by several
-layers into arrays of its workspace's pool (``Workspace.take_like`` / ``give_back``) and
-gives each back once the blob's producer has run. Checked against the same Net in
+"""Recycled gradient sums: while training, a Net sums the gradients of a blob read by several
+layers into recycled arrays of its workspace (``Workspace.recycled``: one that nobody
+references any more), so they are reused from step to step. Checked against the same Net in
 ``eval(grad=True)`` (no pool; these layers compute the same in both modes) over several
 steps, with a three-way fan-out, an Eltwise whose backward hands its dy on as-is, and nested
-Nets whose input gradient is a pooled sum; the top Net's input gradient is never pooled."""
+Nets whose input gradient is a recycled sum; a sum the caller holds (the top Net's input
+gradient here) is never handed out again."""
 import numpy as np
 import pytest
 
@@ -23,7 +24,9 @@ def _block(seed):
 
 def _net():
     net = Net(inputs="data", seed=3)
-    net.add(lw.Linear(6), "data", "a", name="fc0")
+    net.add(lw.Linear(6), "data", "a0", name="fc0")
+    net.add(lw.Linear(6), "data", "a1", name="fc1")                # "data": its gradient is a sum
+    net.add(lw.Eltwise("sum"), ["a0", "a1"], "a", name="join")
     net.add(_block(1), "a", "b", name="block1")
     net.add(_block(2), "b", "c", name="block2")
     net.add(lw.Eltwise("sum"), ["c", "a"], "d", name="skip")      # "a": read by block1 and skip
@@ -66,6 +69,7 @@ def test_pooled_sums_equal_fresh_sums_over_steps(dtype, rng):
         kept.append((dx, dx.copy()))
     for dx, copy in kept:                  # the caller's input gradients were not reused
         np.testing.assert_array_equal(dx, copy)
+    assert any(ws_arrays for ws_arrays in net.workspace._recycled.values())   # sums were recycled
     ws = net.workspace
     assert ws.nbytes > 0
     net.eval()
@@ -85,16 +89,27 @@ def test_pool_reuses_arrays_across_steps(rng):
     assert net.workspace.nbytes == first   # no new arrays: the same ones every step
 
 
-def test_take_like_keeps_memory_order_and_give_back_only_takes_its_own():
+def test_recycled_hands_out_only_arrays_nobody_references():
     ws = Workspace()
-    a = np.zeros((3, 4, 5, 6), np.float32).transpose(1, 0, 2, 3)     # channels-first in memory
-    t = ws.take_like(a)
-    assert t.shape == a.shape and t.dtype == a.dtype
-    assert [s for s in t.strides] == [s for s in a.strides]
-    assert not ws.give_back(a) and not ws.give_back(t.copy())
-    assert ws.give_back(t) and not ws.give_back(t)                    # once
-    assert ws.take_like(a) is t                                       # the same array again
-    u = ws.take_like(a)
-    assert u is not t                                                 # t is in use: a new one
-    ws.give_back_all()
-    assert {id(ws.take_like(a)), id(ws.take_like(a))} == {id(t), id(u)}
+    a = ws.recycled((3, 4), np.float32)
+    b = ws.recycled((3, 4), np.float32)
+    assert a is not b                                   # a is held here
+    v = a.T[1:]                                         # a view holds a too
+    del a
+    c = ws.recycled((3, 4), np.float32)
+    assert c is not v.base and c is not b
+    del v
+    assert ws.recycled((3, 4), np.float32).shape == (3, 4)
+    assert ws.nbytes == 3 * 12 * 4                      # the freed one came back, no fourth array
+    assert ws.recycled((3, 4), np.float64).dtype == np.float64   # another dtype, another array
+    ws.clear()
+    assert ws.nbytes == 0
+
+
+def test_sums_keep_the_memory_order_of_their_terms(rng):
+    """A sum of channels-first gradients is channels-first too (the layers below read it so)."""
+    from layerwise.core.net import _recycled_like
+    ws = Workspace()
+    g = np.zeros((5, 2, 3, 4), np.float32).transpose(1, 0, 2, 3)
+    out = _recycled_like(ws, g, np)
+    assert out.shape == g.shape and out.strides == g.strides
