@@ -359,7 +359,7 @@ class Net(Layer):
         # (``Workspace.recycled``: one nobody references any more, else a new one), so they are
         # reused every step; fresh ones were about 15,000 page faults per ResNet-56 step. A sum
         # the caller keeps (a top Net's input gradient), or a hook, is never handed out again.
-        pool = self.workspace if self.training else None
+        recycle = self.workspace if self.training else None
         for b, dy in zip(self.output_names, dys):
             if dy is not None:
                 grads[b] = dy
@@ -395,10 +395,10 @@ class Net(Layer):
                     continue
                 if b not in grads:
                     grads[b] = dx
-                elif pool is not None and _poolable(grads[b], dx):
+                elif recycle is not None and _recyclable(grads[b], dx):
                     g = grads[b]                     # fan-out: a blob read twice gets the sum
                     xp = get_array_module(g)
-                    grads[b] = _recycled_like(pool, g, xp)
+                    grads[b] = _recycled_like(recycle, g, xp)
                     xp.add(g, dx, out=grads[b])
                 else:
                     grads[b] = grads[b] + dx
@@ -416,14 +416,14 @@ class Net(Layer):
         return rows
 
 
-def _recycled_like(pool: Workspace, a: Array, xp: Any) -> Array:
+def _recycled_like(ws: Workspace, a: Array, xp: Any) -> Array:
     """A recycled array of ``a``'s shape and dtype with its axes in ``a``'s memory order."""
     order = sorted(range(a.ndim), key=lambda i: -abs(a.strides[i]))
-    buf = pool.recycled(tuple(a.shape[i] for i in order), a.dtype, xp)
+    buf = ws.recycled(tuple(a.shape[i] for i in order), a.dtype, xp)
     return buf.transpose([order.index(i) for i in range(a.ndim)])
 
 
-def _poolable(g: Array, dx: Array) -> bool:
+def _recyclable(g: Array, dx: Array) -> bool:
     """Whether ``g + dx`` may go to a recycled array: same shape and dtype, same array module."""
     return (g.shape == dx.shape and g.dtype == dx.dtype and g.ndim > 0
             and get_array_module(g) is get_array_module(dx))
