@@ -250,6 +250,7 @@ def _compile():
         zero = x.dtype.type(0)
         L = G.shape[1]
         Sg = Hg * Wg
+        u = np.uint64
         for c in prange(C):
             sc, tc = s[c], t[c]
             g = G[c]
@@ -258,25 +259,27 @@ def _compile():
             for j in range(lead + N * Sg, L):
                 g[j] = zero
             for n in range(N):
-                for h in range(Hg):
-                    o = lead + n * Sg + h * Wg
-                    grow = g[o:o + Wg]
-                    if h >= H:
-                        for w in range(Wg):
-                            grow[w] = zero
-                        continue
-                    bx = c * sx[0] + n * sx[1] + h * sx[2]
-                    br = c * sr[0] + n * sr[1] + h * sr[2]
-                    xr, rr = x[bx:bx + W], r[br:br + W]
+                # one slice per image plane, rows indexed by unsigned offsets: a slice per row
+                # cost more than the arithmetic on 8-32-value rows
+                bx = c * sx[0] + n * sx[1]
+                br = c * sr[0] + n * sr[1]
+                xp_ = x[bx:bx + (H - 1) * sx[2] + W]
+                rp = r[br:br + (H - 1) * sr[2] + W]
+                gp = g[lead + n * Sg:lead + (n + 1) * Sg]
+                for h in range(H):
+                    ox, orr, og = u(h * sx[2]), u(h * sr[2]), u(h * Wg)
                     for w in range(W):
-                        v = xr[w] * sc + tc
+                        ww = u(w)
+                        v = xp_[ox + ww] * sc + tc
                         if has_r:
-                            v += rr[w]
+                            v += rp[orr + ww]
                         if relu and v < zero:
                             v = zero
-                        grow[w] = v
+                        gp[og + ww] = v
                     for w in range(W, Wg):
-                        grow[w] = zero
+                        gp[og + u(w)] = zero
+                for j in range(H * Wg, Sg):
+                    gp[j] = zero
 
     _kernels.update(forward_grid=forward_grid)
     _kernels.update(stats=stats, forward=forward, backward=backward, apply=apply, stats_plane=stats_plane,
