@@ -202,6 +202,9 @@ def test_forward_into_a_fresh_grid_zeroes_its_gaps_in_the_same_pass(rng, backend
     rest[:, g.lead:g.lead + N * g.Hg * g.Wg].reshape(C, N, g.Hg, g.Wg)[:, :, :H, :W] = 0
     assert (rest == 0).all()                       # every gap, lead and tail column written: zero
     assert fconv._grid_of(y.transpose(1, 0, 2, 3), g) is not None   # a grid a convolution reads in place
+    with pytest.raises(ValueError, match="do not fit the grid"):
+        bn_act.forward_into_grid(np.zeros((C, N, H + 2, W), np.float32), s, t, None, True,
+                                 bn_act.Grid(G, g.lead, g.Hg, g.Wg))
 
 
 @pytest.mark.parametrize("c,hw", [(8, (5, 6)), (16, (8, 8))])      # cftaps; Winograd (with Numba)

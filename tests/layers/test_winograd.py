@@ -144,6 +144,11 @@ def test_grid_too_short_and_bad_weights_are_refused(rng):
         wg.conv(Xg[:, :-40], tl, wg.weight_transform(rng.standard_normal((4, 3, 3, 3))))
     with pytest.raises(ValueError, match=r"U must be \(K, 16, C\)"):
         wg.conv(Xg, tl, np.zeros((4, 16, 5)))
+    U = wg.weight_transform(rng.standard_normal((4, 3, 3, 3)))
+    with pytest.raises(ValueError, match="out must be a C-contiguous float64 array of shape"):
+        wg.conv(Xg, tl, U, out=np.zeros((4, 2, 6, 5)))
+    with pytest.raises(ValueError, match="out must be a C-contiguous"):
+        wg.conv(Xg, tl, U, out=np.zeros((2, 4, 6, 6)).transpose(1, 0, 2, 3))
     with pytest.raises(ValueError, match=r"expected W \(K, C, 3, 3\)"):
         wg.weight_transform(np.zeros((4, 3, 5, 5)))
     with pytest.raises(ValueError, match="winograd .* needs a 3x3 kernel"):
