@@ -5,7 +5,9 @@ to the OS and each new array faults its pages in again. A fused layer therefore 
 workspace for scratch by name; the same buffer comes back next step. A workspace belongs
 to one Net (its fused layers share it, since they run one after the other), not to the
 process: two nets never share scratch, and ``clear()`` frees it (a Net does so when it is
-put in eval mode, so inference keeps no training scratch).
+put in eval mode, so inference keeps no training scratch). Arrays whose lifetime no layer
+knows (a Net's gradient sums, inference grids) are ``recycled``: reused once nothing
+references them any more.
 """
 from __future__ import annotations
 
@@ -15,6 +17,9 @@ from typing import Any
 import numpy as np
 
 from ..backend import Array
+
+# At most this many recycled arrays of one shape are kept (a ResNet keeps 1-4 of each).
+RECYCLED_PER_SHAPE = 8
 
 
 class Workspace:
@@ -60,7 +65,8 @@ class Workspace:
             if sys.getrefcount(a) <= 3:          # the list, the loop variable, getrefcount's argument
                 return a
         a = xp.empty(key[0], dtype=dtype)
-        arrays.append(a)
+        if len(arrays) < RECYCLED_PER_SHAPE:    # a caller keeping every output (features through a
+            arrays.append(a)                     # hook, say) must not make the pool grow with them
         return a
 
     def clear(self) -> None:

@@ -106,6 +106,19 @@ def test_recycled_hands_out_only_arrays_nobody_references():
     assert ws.nbytes == 0
 
 
+def test_recycled_keeps_a_bounded_number_of_arrays_per_shape():
+    """A caller that keeps every array (features gathered through a hook, say) gets new ones, and
+    the workspace does not grow with them past RECYCLED_PER_SHAPE."""
+    from layerwise.functional import workspace as wsmod
+    ws = Workspace()
+    held = [ws.recycled((2, 3), np.float32) for _ in range(3 * wsmod.RECYCLED_PER_SHAPE)]
+    assert len({id(a) for a in held}) == len(held)
+    assert ws.nbytes == wsmod.RECYCLED_PER_SHAPE * 2 * 3 * 4
+    del held
+    again = ws.recycled((2, 3), np.float32)
+    assert any(again is a for a in ws._recycled[((2, 3), np.dtype(np.float32).str, "numpy")])
+
+
 def test_sums_keep_the_memory_order_of_their_terms(rng):
     """A sum of channels-first gradients is channels-first too (the layers below read it so)."""
     from layerwise.core.net import _recycled_like
