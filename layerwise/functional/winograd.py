@@ -339,6 +339,22 @@ def _scratch(ws: Workspace | None, name: str, shape: tuple[int, ...], dtype: Any
     return np.empty(shape, dtype=dtype) if ws is None else ws.get(name, shape, dtype)
 
 
+def _chunking(tl: Tiling, C: int, K: int, dtype: Any, ws: Workspace | None):
+    """``(rows per chunk, chunks, threads, padded chunk width, per-thread (V, M) buffers)`` for
+    ``conv`` and ``weight_grad``: V (C, 16, width) and M (K, 16, width) of a chunk. The buffers
+    are made here, on the calling thread: made in the pool's threads they would come from
+    per-thread malloc arenas."""
+    isz = np.dtype(dtype).itemsize
+    threads = blas.num_threads()
+    rc = _chunk_rows(tl, C, K, isz, threads)
+    nch = -(-tl.rows // rc)
+    tcp = _padded_cols(rc * tl.TW, isz)
+    nthreads = max(1, min(threads, nch))
+    vm = [(_scratch(ws, f"winograd.V{t}", (C, 16, tcp), dtype), _scratch(ws, f"winograd.M{t}", (K, 16, tcp), dtype))
+          for t in range(nthreads)]
+    return rc, nch, nthreads, tcp, vm
+
+
 def conv(Gr: Array, tl: Tiling, U: Array, ws: Workspace | None = None, out: Array | None = None) -> Array:
     """``Y (K, N, Ho, Wo)``: the 3x3 stride-1 correlation of the padded inputs on the grid
     ``Gr (C, L)`` with the weights whose transform is ``U (K, 16, C)``; the chunks' scratch comes
@@ -363,17 +379,9 @@ def conv(Gr: Array, tl: Tiling, U: Array, ws: Workspace | None = None, out: Arra
     k = _compile()
     isz = Gr.itemsize
     use_blas = min(K, C) > NUMBA_GEMM_MAX and blas.supports(Gr, U)
-    threads = blas.num_threads()
-    rc = _chunk_rows(tl, C, K, isz, threads)
-    nch = -(-tl.rows // rc)
-    tcp = _padded_cols(rc * tl.TW, isz)
+    rc, nch, nthreads, tcp, vm = _chunking(tl, C, K, Gr.dtype, ws)
+    bufs = [(V, M, _scratch(ws, f"winograd.P{t}", (8, rc * tl.TW), Gr.dtype)) for t, (V, M) in enumerate(vm)]
     args = (tl.base, tl.Sg, tl.Wg, tl.Hp, tl.Wp, tl.TH, tl.TW)
-    nthreads = max(1, min(threads, nch))
-    # each thread's chunk buffers, made here: made in the pool's threads they would come from
-    # per-thread malloc arenas
-    f = Gr.dtype
-    bufs = [(_scratch(ws, f"winograd.V{t}", (C, 16, tcp), f), _scratch(ws, f"winograd.M{t}", (K, 16, tcp), f),
-             _scratch(ws, f"winograd.P{t}", (8, rc * tl.TW), f)) for t in range(nthreads)]
 
     def chunk(i: int, thread: int) -> None:
         V, M, P = bufs[thread]
@@ -425,14 +433,8 @@ def weight_grad(Gr: Array, tl: Tiling, Dg: Array, dbase: int, ws: Workspace | No
     k = _compile()
     isz = Gr.itemsize
     use_blas = min(K, C) > NUMBA_GEMM_MAX and blas.supports(Gr, Dg)
-    threads = blas.num_threads()
-    rc = _chunk_rows(tl, C, K, isz, threads)
-    nch = -(-tl.rows // rc)
-    tcp = _padded_cols(rc * tl.TW, isz)
-    nthreads = max(1, min(threads, nch))
-    f = Gr.dtype
-    bufs = [(_scratch(ws, f"winograd.V{t}", (C, 16, tcp), f), _scratch(ws, f"winograd.M{t}", (K, 16, tcp), f),
-             _scratch(ws, f"winograd.Mw{t}", (K, 16, C), f)) for t in range(nthreads)]
+    rc, nch, nthreads, tcp, vm = _chunking(tl, C, K, Gr.dtype, ws)
+    bufs = [(V, D, _scratch(ws, f"winograd.Mw{t}", (K, 16, C), Gr.dtype)) for t, (V, D) in enumerate(vm)]
     for _, _, Mw in bufs:
         Mw.fill(0)                               # each thread sums into its own Mw
     args = (tl.base, tl.Sg, tl.Wg, tl.Hp, tl.Wp)
