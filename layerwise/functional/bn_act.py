@@ -103,10 +103,22 @@ def _compile():
             mean[c] = mu
             var[c] = v / m
 
+    @njit(fastmath=fm, cache=True, inline="always")
+    def act_row(xp_, ox, rp, orr, op, oo, W, sc, tc, has_r, relu):
+        """op[oo + w] = act(xp_[ox + w] * sc + tc [+ rp[orr + w]]) for w < W: one row of a map."""
+        zero = xp_.dtype.type(0)
+        for w in range(W):
+            ww = np.uint64(w)
+            v = xp_[ox + ww] * sc + tc
+            if has_r:
+                v += rp[orr + ww]
+            if relu and v < zero:
+                v = zero
+            op[oo + ww] = v
+
     @njit(parallel=True, fastmath=fm, cache=True)
     def forward(x, sx, s, t, r, sr, has_r, relu, out, so, N, H, W):
         C = s.shape[0]
-        zero = x.dtype.type(0)
         u = np.uint64
         for c in prange(C):
             sc, tc = s[c], t[c]
@@ -116,15 +128,7 @@ def _compile():
                 rp = r[br:br + (H - 1) * sr[2] + W]
                 op = out[bo:bo + (H - 1) * so[2] + W]
                 for h in range(H):
-                    ox, orr, oo = u(h * sx[2]), u(h * sr[2]), u(h * so[2])
-                    for w in range(W):
-                        ww = u(w)
-                        v = xp_[ox + ww] * sc + tc
-                        if has_r:
-                            v += rp[orr + ww]
-                        if relu and v < zero:
-                            v = zero
-                        op[oo + ww] = v
+                    act_row(xp_, u(h * sx[2]), rp, u(h * sr[2]), op, u(h * so[2]), W, sc, tc, has_r, relu)
 
     @njit(parallel=True, fastmath=fm, cache=True)
     def backward(dy, sd, x, sx, s, t, r, sr, has_r, relu, dr, sdr, has_dr, r1, r2, N, H, W):
@@ -284,15 +288,8 @@ def _compile():
                 rp = r[br:br + (H - 1) * sr[2] + W]
                 gp = g[lead + n * Sg:lead + (n + 1) * Sg]
                 for h in range(H):
-                    ox, orr, og = u(h * sx[2]), u(h * sr[2]), u(h * Wg)
-                    for w in range(W):
-                        ww = u(w)
-                        v = xp_[ox + ww] * sc + tc
-                        if has_r:
-                            v += rp[orr + ww]
-                        if relu and v < zero:
-                            v = zero
-                        gp[og + ww] = v
+                    og = u(h * Wg)
+                    act_row(xp_, u(h * sx[2]), rp, u(h * sr[2]), gp, og, W, sc, tc, has_r, relu)
                     for w in range(W, Wg):
                         gp[og + u(w)] = zero
                 for j in range(H * Wg, Sg):
