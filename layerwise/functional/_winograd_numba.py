@@ -78,7 +78,61 @@ def edge_in(g, s, Wg, nr, nc, Vc, t):
 
 
 @nb.njit(nogil=True, cache=True)
+def tile_starts(base, Sg, Wg, TH, TW, r0, r1):
+    """The flat index ``base + n*Sg + 2*th*Wg + 2*tw`` of each tile of tile rows [r0, r1) (tile
+    t = (r - r0)*TW + tw, r = n*TH + th): where its window (input, dy) or its 2x2 block of
+    outputs (with base 0, Sg = Ho*Wo, Wg = Wo) starts."""
+    idx = np.empty((r1 - r0) * TW, dtype=np.uint64)
+    for r in range(r0, r1):
+        n = r // TH
+        s = base + n * Sg + 2 * (r - n * TH) * Wg
+        t0 = (r - r0) * TW
+        for tw in range(TW):
+            idx[t0 + tw] = u(s + 2 * tw)
+    return idx
+
+
+@nb.njit(nogil=True, cache=True)
+def input_flat(Gr, base, Sg, Wg, TH, TW, r0, r1, V):
+    """``input_tf`` where every window lies inside the padded input (Ho, Wo even): one loop over
+    all tiles of the chunk, each window read at its start (``tile_starts``), 16 loads per tile.
+    Rereading the two columns a tile shares with the next (the row kernel's sliding window)
+    costs loads but frees the loop of its carried values and of the per-row structure: 1.1-1.4x
+    faster on 8x8-32x32 maps, 16-64 channels."""
+    C = Gr.shape[0]
+    nt = (r1 - r0) * TW
+    idx = tile_starts(base, Sg, Wg, TH, TW, r0, r1)
+    one, two, three = u(1), u(2), u(3)
+    w1, w2, w3 = u(Wg), u(2 * Wg), u(3 * Wg)
+    for c in range(C):
+        g = Gr[c]
+        Vc = V[c]
+        v0, v1, v2, v3, v4, v5, v6, v7 = Vc[0], Vc[1], Vc[2], Vc[3], Vc[4], Vc[5], Vc[6], Vc[7]
+        v8, v9, v10, v11, v12, v13, v14, v15 = Vc[8], Vc[9], Vc[10], Vc[11], Vc[12], Vc[13], Vc[14], Vc[15]
+        for t in range(nt):
+            s = idx[t]
+            s1, s2, s3 = s + w1, s + w2, s + w3
+            # B^T d: the window's rows combined, for each of its 4 columns
+            a0, a1, a2, a3 = g[s] - g[s2], g[s + one] - g[s2 + one], g[s + two] - g[s2 + two], \
+                g[s + three] - g[s2 + three]
+            b0, b1, b2, b3 = g[s1] + g[s2], g[s1 + one] + g[s2 + one], g[s1 + two] + g[s2 + two], \
+                g[s1 + three] + g[s2 + three]
+            e0, e1, e2, e3 = g[s2] - g[s1], g[s2 + one] - g[s1 + one], g[s2 + two] - g[s1 + two], \
+                g[s2 + three] - g[s1 + three]
+            f0, f1, f2, f3 = g[s1] - g[s3], g[s1 + one] - g[s3 + one], g[s1 + two] - g[s3 + two], \
+                g[s1 + three] - g[s3 + three]
+            # (B^T d) B: the columns combined
+            v0[t], v1[t], v2[t], v3[t] = a0 - a2, a1 + a2, a2 - a1, a1 - a3
+            v4[t], v5[t], v6[t], v7[t] = b0 - b2, b1 + b2, b2 - b1, b1 - b3
+            v8[t], v9[t], v10[t], v11[t] = e0 - e2, e1 + e2, e2 - e1, e1 - e3
+            v12[t], v13[t], v14[t], v15[t] = f0 - f2, f1 + f2, f2 - f1, f1 - f3
+
+
+@nb.njit(nogil=True, cache=True)
 def input_tf(Gr, base, Sg, Wg, Hp, Wp, TH, TW, r0, r1, V):
+    if Hp == 2 * TH + 2 and Wp == 2 * TW + 2:               # Ho, Wo even: no window reaches past
+        input_flat(Gr, base, Sg, Wg, TH, TW, r0, r1, V)
+        return
     C = Gr.shape[0]
     TWf = TW if 2 * TW + 1 < Wp else TW - 1                 # tiles whose 4 columns all lie inside
     one, two, wg = u(1), u(2), u(Wg)
@@ -120,10 +174,44 @@ def input_tf(Gr, base, Sg, Wg, Hp, Wp, TH, TW, r0, r1, V):
 
 
 @nb.njit(nogil=True, cache=True)
+def output_flat(M, Y, TH, TW, r0, r1, P):
+    """``output_tf`` for even Ho, Wo: A^T m A for all tiles of the chunk in unit-stride loops
+    (vectorised: the rows of A^T m into P, then the four outputs of each tile into P's rows 0,
+    1, 4, 5 in place), then one loop over the tiles storing each tile's 2x2 block at its start in
+    y (``tile_starts``). 2-4x faster than the per-row kernel on 8x8-32x32 maps."""
+    K = M.shape[0]
+    Ho, Wo = Y.shape[2], Y.shape[3]
+    nt = (r1 - r0) * TW
+    idx = tile_starts(0, Ho * Wo, Wo, TH, TW, r0, r1)
+    one, wo = u(1), u(Wo)
+    p0, p1, p2, p3, q0, q1, q2, q3 = P[0, :nt], P[1, :nt], P[2, :nt], P[3, :nt], \
+        P[4, :nt], P[5, :nt], P[6, :nt], P[7, :nt]
+    for k in range(K):
+        Mk = M[k]
+        for j in range(4):                                  # row i = 0 (p) and i = 1 (q) of A^T m
+            m0, m1, m2, m3 = Mk[j, :nt], Mk[4 + j, :nt], Mk[8 + j, :nt], Mk[12 + j, :nt]
+            pj, qj = P[j, :nt], P[4 + j, :nt]
+            for t in range(nt):
+                pj[t] = m0[t] + m1[t] + m2[t]
+                qj[t] = m1[t] - m2[t] - m3[t]
+        for t in range(nt):                                 # (A^T m) A: y00, y01 in p0, p1; y10, y11 in q0, q1
+            y00, y01 = p0[t] + p1[t] + p2[t], p1[t] - p2[t] - p3[t]
+            y10, y11 = q0[t] + q1[t] + q2[t], q1[t] - q2[t] - q3[t]
+            p0[t], p1[t], q0[t], q1[t] = y00, y01, y10, y11
+        y = Y[k].reshape(Y.shape[1] * Ho * Wo)
+        for t in range(nt):
+            w = idx[t]
+            y[w], y[w + one], y[w + wo], y[w + wo + one] = p0[t], p1[t], q0[t], q1[t]
+
+
+@nb.njit(nogil=True, cache=True)
 def output_tf(M, Y, TH, TW, r0, r1, P):                    # Y (K, N, Ho, Wo) C-contiguous
     """Two passes: the rows of A^T m (p: i = 0, q: i = 1) for all tiles of the chunk as unit-
     stride loops (vectorised), then the columns into y's 2x2 blocks (18% faster than one
     scalar pass). P (8, >= nt) is scratch."""
+    if Y.shape[2] % 2 == 0 and Y.shape[3] % 2 == 0:
+        output_flat(M, Y, TH, TW, r0, r1, P)
+        return
     K = M.shape[0]
     Ho, Wo = Y.shape[2], Y.shape[3]
     nt = (r1 - r0) * TW
@@ -261,9 +349,35 @@ def edge_dy(g, s, Wg, nr, nc, Dk, t):
 
 
 @nb.njit(nogil=True, cache=True)
+def dy_flat(Dg, base, Sg, Wg, TH, TW, r0, r1, D):
+    """``dy_tf`` for even Ho, Wo: one loop over all tiles of the chunk, each block read at its
+    start (``tile_starts``)."""
+    K = Dg.shape[0]
+    nt = (r1 - r0) * TW
+    idx = tile_starts(base, Sg, Wg, TH, TW, r0, r1)
+    one, wg = u(1), u(Wg)
+    for k in range(K):
+        g = Dg[k]
+        Dk = D[k]
+        d0, d1, d2, d3, d4, d5, d6, d7 = Dk[0], Dk[1], Dk[2], Dk[3], Dk[4], Dk[5], Dk[6], Dk[7]
+        d8, d9, d10, d11, d12, d13, d14, d15 = Dk[8], Dk[9], Dk[10], Dk[11], Dk[12], Dk[13], Dk[14], Dk[15]
+        for t in range(nt):
+            s = idx[t]
+            e00, e01, e10, e11 = g[s], g[s + one], g[s + wg], g[s + wg + one]
+            x0, x1, y0, y1 = e00 + e10, e01 + e11, e00 - e10, e01 - e11
+            d0[t], d1[t], d2[t], d3[t] = e00, e00 + e01, e00 - e01, -e01
+            d4[t], d5[t], d6[t], d7[t] = x0, x0 + x1, x0 - x1, -x1
+            d8[t], d9[t], d10[t], d11[t] = y0, y0 + y1, y0 - y1, -y1
+            d12[t], d13[t], d14[t], d15[t] = -e10, -e10 - e11, e11 - e10, e11
+
+
+@nb.njit(nogil=True, cache=True)
 def dy_tf(Dg, base, Sg, Wg, Ho, Wo, TH, TW, r0, r1, D):
     """D[k, :, t] = A e A^T of dy's 2x2 block e under tile t, A = (A^T)^T: rows of A e are
     (e0, e0 + e1, e0 - e1, -e1), and the same along the columns."""
+    if Ho % 2 == 0 and Wo % 2 == 0:
+        dy_flat(Dg, base, Sg, Wg, TH, TW, r0, r1, D)
+        return
     K = Dg.shape[0]
     TWf = Wo // 2
     one, wg = u(1), u(Wg)

@@ -43,8 +43,10 @@ def test_the_matrices_compute_f23_in_one_and_two_dimensions(rng):
 
 
 # (x shape, K, padding): odd and even outputs, no padding, one-sided padding, one image
+# (even Ho and Wo take the kernels' one-loop-over-all-tiles paths, the others the per-row ones)
 SHAPES = [((2, 3, 6, 6), 4, (1, 1)), ((3, 5, 7, 5), 3, (1, 1)), ((2, 6, 8, 9), 5, (0, 0)),
-          ((1, 7, 5, 6), 6, (1, 0)), ((2, 4, 3, 3), 2, (0, 1)), ((1, 9, 4, 7), 7, (1, 1))]
+          ((1, 7, 5, 6), 6, (1, 0)), ((2, 4, 3, 3), 2, (0, 1)), ((1, 9, 4, 7), 7, (1, 1)),
+          ((3, 5, 8, 4), 6, (1, 1)), ((2, 3, 6, 10), 9, (0, 0))]
 
 
 @needs_numba
