@@ -317,3 +317,17 @@ def test_conv_batchnorm_with_winograd_gradcheck(rng):
     f = lw.ConvBatchNorm(conv, bn, lw.ReLU())
     report = gradcheck(f, rng.standard_normal(xs))
     assert len(report.entries) == 5                     # x, conv weight and bias, bn weight and bias
+
+
+@pytest.mark.parametrize("rows,rc,threads", [(256, 64, 2), (1024, 64, 2), (10, 3, 2), (7, 64, 2), (256, 64, 1), (9, 1, 4)])
+def test_chunk_row_ranges_cover_the_rows_with_half_chunks_at_the_end(rows, rc, threads):
+    r = wg._row_ranges(rows, rc, threads)
+    assert r[0][0] == 0 and r[-1][1] == rows and all(a[1] == b[0] for a, b in zip(r, r[1:]))
+    sizes = [b - a for a, b in r]
+    assert max(sizes) <= rc and min(sizes) >= 1
+    if threads == 1:
+        assert sizes[:-1] == [rc] * (len(r) - 1)
+    else:   # full chunks while more than threads * rc rows are left, then halves
+        left = [rows - a for a, _ in r]
+        assert all(s == rc for s, lf in zip(sizes, left) if lf > threads * rc)
+        assert all(s <= max(1, rc // 2) for s, lf in zip(sizes, left) if lf <= threads * rc)
