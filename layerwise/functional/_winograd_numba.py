@@ -205,6 +205,67 @@ def output_flat(M, Y, TH, TW, r0, r1, P):
 
 
 @nb.njit(nogil=True, cache=True)
+def output_epi(M, Ho, Wo, TH, TW, r0, r1, P, bias, Rf, sr, has_r, relu, G, lead, Hg, Wg, gaps):
+    """``output_flat`` with an inference epilogue (Ho, Wo even): y = act(A^T m A + bias[k]
+    [+ r]) written straight into the grid ``G (K, L)`` (y[k, n, h, w] at column lead + n*Hg*Wg
+    + h*Wg + w; a plain (K, N*Ho*Wo) output is the grid with lead 0, Hg = Ho, Wg = Wo), r read
+    from ``Rf`` at k*sr[0] + n*sr[1] + h*sr[2] + w. With ``gaps`` the chunk's rows also get the
+    zeros of the grid's gap columns (w >= Wo) and, under an image's last tile row, of its rows
+    h >= Ho (the columns before lead and after the last block are the caller's)."""
+    K = M.shape[0]
+    nt = (r1 - r0) * TW
+    Sg = Hg * Wg
+    gidx = tile_starts(lead, Sg, Wg, TH, TW, r0, r1)
+    ridx = tile_starts(0, sr[1], sr[2], TH, TW, r0, r1)
+    one, wg, wr = u(1), u(Wg), u(sr[2])
+    zero = G.dtype.type(0)
+    p0, p1, p2, p3, q0, q1, q2, q3 = P[0, :nt], P[1, :nt], P[2, :nt], P[3, :nt], \
+        P[4, :nt], P[5, :nt], P[6, :nt], P[7, :nt]
+    for k in range(K):
+        Mk = M[k]
+        for j in range(4):
+            m0, m1, m2, m3 = Mk[j, :nt], Mk[4 + j, :nt], Mk[8 + j, :nt], Mk[12 + j, :nt]
+            pj, qj = P[j, :nt], P[4 + j, :nt]
+            for t in range(nt):
+                pj[t] = m0[t] + m1[t] + m2[t]
+                qj[t] = m1[t] - m2[t] - m3[t]
+        b = bias[k]
+        for t in range(nt):
+            y00, y01 = p0[t] + p1[t] + p2[t] + b, p1[t] - p2[t] - p3[t] + b
+            y10, y11 = q0[t] + q1[t] + q2[t] + b, q1[t] - q2[t] - q3[t] + b
+            p0[t], p1[t], q0[t], q1[t] = y00, y01, y10, y11
+        g = G[k]
+        if has_r:
+            rk = u(k * sr[0])
+            for t in range(nt):
+                o = rk + ridx[t]
+                p0[t] += Rf[o]
+                p1[t] += Rf[o + one]
+                q0[t] += Rf[o + wr]
+                q1[t] += Rf[o + wr + one]
+        if relu:
+            for t in range(nt):
+                p0[t] = max(p0[t], zero)
+                p1[t] = max(p1[t], zero)
+                q0[t] = max(q0[t], zero)
+                q1[t] = max(q1[t], zero)
+        for t in range(nt):
+            w = gidx[t]
+            g[w], g[w + one], g[w + wg], g[w + wg + one] = p0[t], p1[t], q0[t], q1[t]
+        if gaps:
+            for r in range(r0, r1):
+                n = r // TH
+                th = r - n * TH
+                o = lead + n * Sg + 2 * th * Wg
+                for j in range(Wo, Wg):
+                    g[o + j] = zero
+                    g[o + Wg + j] = zero
+                if th == TH - 1:
+                    for j in range(lead + n * Sg + Ho * Wg, lead + (n + 1) * Sg):
+                        g[j] = zero
+
+
+@nb.njit(nogil=True, cache=True)
 def output_tf(M, Y, TH, TW, r0, r1, P):                    # Y (K, N, Ho, Wo) C-contiguous
     """Two passes: the rows of A^T m (p: i = 0, q: i = 1) for all tiles of the chunk as unit-
     stride loops (vectorised), then the columns into y's 2x2 blocks (18% faster than one

@@ -197,7 +197,8 @@ def _method_unfit(method: str, kh: int, kw: int, stride, padding, groups: int, d
 def conv2d_forward(x: Array, W: Array, b: Array | None = None, stride: IntPair = 1, padding: IntPair = 0,
                    dilation: IntPair = 1, groups: int = 1, *, impl: str = "gemm",
                    need_ctx: bool = True, crop: bool = True,
-                   ws: Workspace | None = None, ws_name: str = "conv") -> tuple[Array, ConvCtx | None]:
+                   ws: Workspace | None = None, ws_name: str = "conv",
+                   epilogue: winograd.Epilogue | None = None) -> tuple[Array, ConvCtx | None]:
     """Convolve ``x (N, C, H, W)`` with ``W (O, C/groups, kh, kw)`` and add ``b (O,)``.
 
     Args:
@@ -213,6 +214,9 @@ def conv2d_forward(x: Array, W: Array, b: Array | None = None, stride: IntPair =
             when ctx is kept (a name of this layer's own: y lives until the next forward, for
             the backward), else a recycled array (``Workspace.recycled``): the same memory
             every step, no page faults.
+        epilogue: (``winograd`` only, at inference: ``need_ctx=False``, no ``b``) what to
+            apply to y as it is written, and where (``winograd.Epilogue``: a bias, a residual,
+            a ReLU; the grid of the convolution reading y): y is then that grid's interior.
 
     Returns:
         ``(y, ctx)``: y of shape (N, O, Ho, Wo) (with ``impl="gemm"`` the NCHW view of a
@@ -223,7 +227,12 @@ def conv2d_forward(x: Array, W: Array, b: Array | None = None, stride: IntPair =
     method = conv2d_method(x.shape, W.shape, st, pd, dl, groups, impl)
     if method == "winograd" and impl == "gemm" and not cnhw._use_numba(x):
         method = "cftaps"      # chosen for its Numba kernels: elsewhere (CuPy) the taps, on the same grids
+    if epilogue is not None and (method != "winograd" or need_ctx or b is not None):
+        raise ValueError(f"conv2d: an epilogue runs with the winograd method at inference (need_ctx=False, no "
+                         f"bias: put it in the epilogue), got method {method!r}, need_ctx={need_ctx}, "
+                         f"bias {'given' if b is not None else 'None'}")
     ctx = ConvCtx(W, tuple(x.shape), st, pd, dl, groups, b is not None, method)
+    ctx.saved["epilogue"] = epilogue
     ctx.saved["keep"] = need_ctx
     ctx.saved["crop"] = crop
     ctx.saved["ws"] = ws
@@ -704,13 +713,14 @@ def _fwd_winograd(x, W, ctx, out):
         ctx.saved["Xg"] = Xg
     ws = ctx.saved["ws"]
     shape, xp = (W.shape[0], N, out[0], out[1]), get_array_module(x)
-    if ws is None:
+    ep = ctx.saved.pop("epilogue", None)
+    if ws is None or ep is not None:
         Y = None
     elif ctx.saved["keep"]:
         Y = ws.get(ctx.saved["ws_name"] + ".y", shape, W.dtype, xp)
     else:
         Y = ws.recycled(shape, W.dtype, xp)
-    return from_cnhw(winograd.conv(Xg, tl, winograd.weight_transform(W), ws, Y))
+    return from_cnhw(winograd.conv(Xg, tl, winograd.weight_transform(W), ws, Y, epilogue=ep))
 
 
 def _bwd_winograd(dy, ctx, need_dx, need_dW):

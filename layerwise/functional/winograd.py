@@ -250,6 +250,7 @@ def _compile() -> dict[str, Any]:
     if not _kernels:
         from . import _winograd_numba as m
         _kernels.update(weight=m.weight, input=m.input_tf, output=m.output_tf, gemm=m.gemm, chunks=m.chunks,
+                        output_epi=m.output_epi,
                         dy=m.dy_tf, gemm_nt=m.gemm_nt, wgrad_chunks=m.wgrad_chunks, finish=m.finish_wgrad)
     return _kernels
 
@@ -368,10 +369,72 @@ def _chunking(tl: Tiling, C: int, K: int, dtype: Any, ws: Workspace | None):
     return rc, ranges, nthreads, tcp, vm
 
 
-def conv(Gr: Array, tl: Tiling, U: Array, ws: Workspace | None = None, out: Array | None = None) -> Array:
+@dataclass(frozen=True)
+class Epilogue:
+    """What ``conv`` applies to its outputs as it writes them (an inference epilogue: a folded
+    batch norm's shift, a residual sum and a ReLU, in one pass with the output transform):
+    ``y = act(conv + bias[k] [+ R[k, n, h, w]])``, written into the interior of the grid ``G
+    (K, L)`` (y[k, n, h, w] at column ``lead + n*Hg*Wg + h*Wg + w``: the input grid of the
+    convolution that reads y, ``functional.conv.input_grid``); with ``gaps`` every other column
+    of G is zeroed too (a recycled grid whose gaps hold anything). R: (K, N, Ho, Wo) maps,
+    last axis unit-stride (a view of a grid is fine)."""
+
+    bias: Array
+    relu: bool
+    G: Array
+    lead: int
+    Hg: int
+    Wg: int
+    gaps: bool
+    R: Array | None = None
+
+    def interior(self, N: int, Ho: int, Wo: int) -> Array:
+        """The (K, N, Ho, Wo) view of y in G."""
+        K = self.G.shape[0]
+        return self.G[:, self.lead:self.lead + N * self.Hg * self.Wg].reshape(K, N, self.Hg, self.Wg)[:, :, :Ho, :Wo]
+
+
+def _check_epilogue(ep: Epilogue, K: int, tl: Tiling, dtype: Any) -> None:
+    G = ep.G
+    if (G.ndim != 2 or G.shape[0] != K or G.dtype != dtype or not G.flags.c_contiguous or ep.Hg < tl.Ho
+            or ep.Wg < tl.Wo or ep.lead < 0 or ep.lead + tl.N * ep.Hg * ep.Wg > G.shape[1]):
+        raise ValueError(f"winograd.conv: the epilogue's grid {G.dtype} {tuple(G.shape)} (lead {ep.lead}, blocks "
+                         f"of {ep.Hg}x{ep.Wg}) does not hold {tl.N} outputs of {tl.Ho}x{tl.Wo} and {K} channels "
+                         f"of {dtype}")
+    if ep.bias.shape != (K,):
+        raise ValueError(f"winograd.conv: the epilogue's bias must have shape ({K},), got {tuple(ep.bias.shape)}")
+    if ep.R is not None and (tuple(ep.R.shape) != (K, tl.N, tl.Ho, tl.Wo) or ep.R.dtype != dtype):
+        raise ValueError(f"winograd.conv: the epilogue's residual must be {dtype} {(K, tl.N, tl.Ho, tl.Wo)}, got "
+                         f"{ep.R.dtype} {tuple(ep.R.shape)}")
+
+
+def _np_epilogue(Y: Array, ep: Epilogue) -> Array:
+    """The epilogue on a finished Y (the reference, and what odd Ho, Wo and CuPy run)."""
+    xp = get_array_module(Y)
+    K, N, Ho, Wo = Y.shape
+    v = Y + ep.bias.astype(Y.dtype).reshape(K, 1, 1, 1)
+    if ep.R is not None:
+        v += ep.R
+    if ep.relu:
+        xp.maximum(v, 0, out=v)
+    if ep.gaps:
+        ep.G[:, :ep.lead] = 0
+        ep.G[:, ep.lead + N * ep.Hg * ep.Wg:] = 0
+        blocks = ep.G[:, ep.lead:ep.lead + N * ep.Hg * ep.Wg].reshape(K, N, ep.Hg, ep.Wg)
+        blocks[:, :, Ho:] = 0
+        blocks[:, :, :Ho, Wo:] = 0
+    out = ep.interior(N, Ho, Wo)
+    out[...] = v
+    return out
+
+
+def conv(Gr: Array, tl: Tiling, U: Array, ws: Workspace | None = None, out: Array | None = None,
+         epilogue: Epilogue | None = None) -> Array:
     """``Y (K, N, Ho, Wo)``: the 3x3 stride-1 correlation of the padded inputs on the grid
     ``Gr (C, L)`` with the weights whose transform is ``U (K, 16, C)``; the chunks' scratch comes
-    from ``ws`` when given; Y is written into ``out`` (C-contiguous, that shape) when given."""
+    from ``ws`` when given; Y is written into ``out`` (C-contiguous, that shape) when given.
+    With an ``epilogue`` the result is ``act(Y + bias [+ R])`` in the epilogue's grid (returned:
+    its (K, N, Ho, Wo) interior), applied as the outputs are written when Ho and Wo are even."""
     xp = get_array_module(Gr)
     C, K = Gr.shape[0], U.shape[0]
     if U.shape != (K, 16, C):
@@ -382,7 +445,19 @@ def conv(Gr: Array, tl: Tiling, U: Array, ws: Workspace | None = None, out: Arra
                             or not out.flags.c_contiguous):
         raise ValueError(f"winograd.conv: out must be a C-contiguous {Gr.dtype} array of shape "
                          f"{(K, tl.N, tl.Ho, tl.Wo)}, got {out.dtype} {tuple(out.shape)}")
-    Y = xp.empty((K, tl.N, tl.Ho, tl.Wo), dtype=Gr.dtype) if out is None else out
+    if epilogue is not None:
+        _check_epilogue(epilogue, K, tl, Gr.dtype)
+    Rv = None
+    if epilogue is not None and epilogue.R is not None and _numba(Gr, U):
+        from .bn_act import _flat
+        Rv = _flat(epilogue.R)
+    fused = (epilogue is not None and _numba(Gr, U, epilogue.G) and tl.Ho % 2 == 0 and tl.Wo % 2 == 0
+             and (epilogue.R is None or Rv is not None))
+    if epilogue is not None and not fused:
+        Y = conv(Gr, tl, U, ws, out if out is not None else (None if ws is None else ws.recycled(
+            (K, tl.N, tl.Ho, tl.Wo), Gr.dtype)))
+        return _np_epilogue(Y, epilogue)
+    Y = None if fused else xp.empty((K, tl.N, tl.Ho, tl.Wo), dtype=Gr.dtype) if out is None else out
     if not _numba(Gr, U):
         V = xp.empty((C, 16, tl.rows * tl.TW), dtype=Gr.dtype)
         _np_input(Gr, tl, 0, tl.rows, V)
@@ -395,23 +470,38 @@ def conv(Gr: Array, tl: Tiling, U: Array, ws: Workspace | None = None, out: Arra
     rc, ranges, nthreads, tcp, vm = _chunking(tl, C, K, Gr.dtype, ws)
     bufs = [(V, M, _scratch(ws, f"winograd.P{t}", (8, rc * tl.TW), Gr.dtype)) for t, (V, M) in enumerate(vm)]
     args = (tl.base, tl.Sg, tl.Wg, tl.Hp, tl.Wp, tl.TH, tl.TW)
+    ep = epilogue if fused else None
+    if ep is not None:
+        G = ep.G
+        bias = xp.ascontiguousarray(ep.bias, dtype=Gr.dtype)
+        Rf, sr = Rv if Rv is not None else (G[0, :1], np.zeros(3, dtype=np.int64))
+        if ep.gaps:
+            G[:, :ep.lead] = 0
+            G[:, ep.lead + tl.N * ep.Hg * ep.Wg:] = 0
+        eargs = (bias, Rf, sr, ep.R is not None, ep.relu, G, ep.lead, ep.Hg, ep.Wg, ep.gaps)
 
     def chunk(i: int, thread: int) -> None:
         V, M, P = bufs[thread]
         a, b = ranges[i]
-        if not use_blas:
+        if not use_blas and not fused:
             k["chunks"](Gr, *args, U, V, M, Y, a, b, rc, P)
             return
         k["input"](Gr, *args, a, b, V)
-        u0, v0, m0, dt = U.ctypes.data, V.ctypes.data, M.ctypes.data, Gr.dtype.name
         nt = (b - a) * tl.TW
-        for p in range(16):
-            blas.gemm(False, False, K, nt, C, u0 + p * C * isz, 16 * C, v0 + p * tcp * isz, 16 * tcp, 0.0,
-                      m0 + p * tcp * isz, 16 * tcp, dt)
-        k["output"](M, Y, tl.TH, tl.TW, a, b, P)
+        if use_blas:
+            u0, v0, m0, dt = U.ctypes.data, V.ctypes.data, M.ctypes.data, Gr.dtype.name
+            for p in range(16):
+                blas.gemm(False, False, K, nt, C, u0 + p * C * isz, 16 * C, v0 + p * tcp * isz, 16 * tcp, 0.0,
+                          m0 + p * tcp * isz, 16 * tcp, dt)
+        else:
+            k["gemm"](U, V, M, nt)
+        if fused:
+            k["output_epi"](M, tl.Ho, tl.Wo, tl.TH, tl.TW, a, b, P, *eargs)
+        else:
+            k["output"](M, Y, tl.TH, tl.TW, a, b, P)
 
     blas.parallel_chunks(chunk, len(ranges), nthreads)
-    return Y
+    return ep.interior(tl.N, tl.Ho, tl.Wo) if ep is not None else Y
 
 
 def dy_transform(Dg: Array, base: int, tl: Tiling, r0: int, r1: int, D: Array) -> Array:
@@ -473,6 +563,7 @@ def weight_grad(Gr: Array, tl: Tiling, Dg: Array, dbase: int, ws: Workspace | No
     return _finish_wgrad(Mw)
 
 
-__all__ = ["Tiling", "weight_transform", "input_transform", "output_transform", "product", "conv", "check_grid",
+__all__ = ["Tiling", "Epilogue", "weight_transform", "input_transform", "output_transform", "product", "conv",
+           "check_grid",
            "dy_transform", "weight_grad",
            "B_T", "G", "A_T"]

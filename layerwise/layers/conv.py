@@ -121,15 +121,17 @@ class Conv2d(Layer):
         return None
 
     # The fused layers (``layers.fused``) call these, so they run the layer's own math.
-    def forward_cf(self, x, crop: bool = True, weight=None, bias=None, workspace=None):
+    def forward_cf(self, x, crop: bool = True, weight=None, bias=None, workspace=None, epilogue=None):
         """``(y, ctx)`` of the convolution (ctx None when nothing is cached); ``crop=False``
         may return y as a strided view of the grid it was computed on; ``weight``/``bias``
         replace the params (batch norm folded in at inference); ``workspace``: where the
-        forward and the backward take their per-call scratch (a fused layer's, while training)."""
+        forward and the backward take their per-call scratch (a fused layer's, while training);
+        ``epilogue``: see ``functional.conv2d_forward``."""
         W = self.weight.data if weight is None else weight
         b = bias if bias is not None or weight is not None else (self.bias.data if self.bias is not None else None)
         return conv2d_forward(x, W, b, self.stride, self.padding, self.dilation, self.groups, impl=self.impl,
-                              need_ctx=self.cache_enabled, crop=crop, ws=workspace, ws_name=f"conv{id(self)}")
+                              need_ctx=self.cache_enabled, crop=crop, ws=workspace, ws_name=f"conv{id(self)}",
+                              epilogue=epilogue)
 
     def grad_buffer(self, ctx, workspace=None):
         """``(buffer, view)`` to write dy into for ``backward_cf(..., dy_grid=buffer)``, or (None, None);

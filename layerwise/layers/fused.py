@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from ..backend import Shape, get_array_module
 from ..core.fusion import FusedLayer, Match, chain, register_rule
-from ..functional import bn_act
-from ..functional.conv import input_grid, tap_grid
+from ..functional import bn_act, cnhw
+from ..functional.conv import conv2d_method, conv2d_output_shape, input_grid, tap_grid
 from ..functional.layout import from_cnhw
+from ..functional.winograd import Epilogue
 from .activations import ReLU
 from .batchnorm import BatchNorm2d
 from .conv import Conv2d
@@ -176,13 +177,20 @@ class ConvBatchNorm(_GridWriter):
         return y
 
     def _folded(self, x, r):
-        """Inference: BN folded into the convolution's weight and bias (float64, then x's dtype)."""
+        """Inference: BN folded into the convolution's weight and bias (float64, then x's dtype).
+        Where the convolution runs Winograd, the shift, the residual and the ReLU are applied
+        by its output transform as it writes y into the next convolution's grid (or into y's
+        own array): one pass over memory instead of two (``winograd.Epilogue``)."""
         xp = get_array_module(x)
         s, t = self.bn.folded_scale_shift()
         W = self.conv.weight.data
         Wf = (W.astype(xp.float64) * s.reshape(-1, 1, 1, 1)).astype(W.dtype)
         if self.conv.bias is not None:
             t = t + s * self.conv.bias.data.astype(xp.float64)
+        c = self.conv
+        if (conv2d_method(tuple(x.shape), W.shape, c.stride, c.padding, c.dilation, c.groups, c.impl) == "winograd"
+                and (c.impl == "winograd" or cnhw._use_numba(x))):
+            return self._folded_winograd(x, r, Wf, t.astype(x.dtype), xp)
         z, _ = self.conv.forward_cf(x, crop=False, weight=Wf, workspace=self.workspace)
         Z = z.transpose(1, 0, 2, 3)                                             # (O, N, Ho, Wo), maybe strided
         out = _consumer_grid(self, z.shape, z.dtype, xp)
@@ -193,6 +201,18 @@ class ConvBatchNorm(_GridWriter):
         Y = xp.empty(Z.shape, dtype=z.dtype) if out is None else out.transpose(1, 0, 2, 3)
         bn_act.forward(Z, ones, t.astype(z.dtype), R, self.relu, Y)
         return from_cnhw(Y)
+
+    def _folded_winograd(self, x, r, Wf, t, xp):
+        c = self.conv
+        N, O, Ho, Wo = conv2d_output_shape(tuple(x.shape), Wf.shape, c.stride, c.padding, c.dilation, c.groups)
+        out = _consumer_grid(self, (N, O, Ho, Wo), x.dtype, xp)
+        R = None if r is None else r.transpose(1, 0, 2, 3)
+        if isinstance(out, bn_act.Grid):         # the next convolution's grid, gaps unset
+            ep = Epilogue(t, self.relu, out.G, out.lead, out.Hg, out.Wg, True, R)
+        else:                                    # no convolution reads y: y's own (O, N*Ho*Wo) array
+            ep = Epilogue(t, self.relu, self.workspace.recycled((O, N * Ho * Wo), x.dtype, xp), 0, Ho, Wo, False, R)
+        y, _ = c.forward_cf(x, crop=False, weight=Wf, workspace=self.workspace, epilogue=ep)
+        return y
 
     def _backward(self, dy):
         cctx, bctx = self.cache["conv"], self.cache["bn"]

@@ -331,3 +331,72 @@ def test_chunk_row_ranges_cover_the_rows_with_half_chunks_at_the_end(rows, rc, t
         left = [rows - a for a, _ in r]
         assert all(s == rc for s, lf in zip(sizes, left) if lf > threads * rc)
         assert all(s <= max(1, rc // 2) for s, lf in zip(sizes, left) if lf <= threads * rc)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("residual", [None, "grid", "plain"])
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("dest", ["grid", "plain"])
+def test_epilogue_in_the_output_transform_equals_the_reference(monkeypatch, dtype, residual, relu, dest, rng):
+    """conv with an Epilogue (bias, residual, ReLU written as the outputs are, into the next
+    convolution's grid with its gaps zeroed, or into plain maps) against conv then the NumPy
+    epilogue; several chunks (small CHUNK_BYTES), even and odd output sizes (odd: the reference
+    path), a grid whose gaps hold NaN before."""
+    monkeypatch.setattr(wg, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(wg, "MIN_CHUNK_TILES", 4)
+    kernels, chunks = wg._compile(), []
+    kernel = kernels["output_epi"]
+    monkeypatch.setitem(kernels, "output_epi", lambda *a: (chunks.append(a[5:7]), kernel(*a)))
+    for xs, K in (((3, 5, 6, 8), 7), ((2, 4, 5, 6), 6)):
+        N, C, H, W = xs
+        x = rng.standard_normal(xs).astype(dtype)
+        Wt = rng.standard_normal((K, C, 3, 3)).astype(dtype)
+        Xg, tl = _grid(x, Wt.shape, (1, 1))
+        U = wg.weight_transform(Wt)
+        bias = rng.standard_normal(K).astype(dtype)
+        R = None
+        if residual == "grid":           # a strided view: the interior of another grid
+            gr = fconv.tap_grid((N, K, tl.Ho, tl.Wo), (K, K, 3, 3), (1, 1), (1, 1))
+            Rg = np.zeros((K, gr.Ng), dtype)
+            R = Rg[:, gr.lead:gr.lead + N * gr.Hg * gr.Wg].reshape(K, N, gr.Hg, gr.Wg)[:, :, :tl.Ho, :tl.Wo]
+            R[...] = rng.standard_normal(R.shape)
+        elif residual == "plain":
+            R = rng.standard_normal((K, N, tl.Ho, tl.Wo)).astype(dtype)
+        if dest == "grid":               # the input grid of a 3x3 pad-1 convolution reading y
+            g = fconv.tap_grid((N, K, tl.Ho, tl.Wo), (K, K, 3, 3), (1, 1), (1, 1))
+            G0 = np.full((K, g.Ng), np.nan, dtype)
+            ep = wg.Epilogue(bias, relu, G0, g.lead, g.Hg, g.Wg, True, R)
+        else:
+            G0 = np.full((K, N * tl.Ho * tl.Wo), np.nan, dtype)
+            ep = wg.Epilogue(bias, relu, G0, 0, tl.Ho, tl.Wo, False, R)
+        chunks.clear()
+        y = wg.conv(Xg, tl, U, epilogue=ep)
+        if tl.Ho % 2 == 0 and tl.Wo % 2 == 0:   # the kernel ran, chunk by chunk, over every tile row
+            assert len(chunks) > 2 and sorted(chunks)[0][0] == 0 and max(b for _, b in chunks) == tl.rows
+        else:
+            assert not chunks
+        G1 = np.full_like(G0, np.nan)
+        ref = wg._np_epilogue(wg.conv(Xg, tl, U), wg.Epilogue(bias, relu, G1, ep.lead, ep.Hg, ep.Wg, ep.gaps, R))
+        tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(y, ref, **tol)
+        assert np.shares_memory(y, G0) and y.shape == (K, N, tl.Ho, tl.Wo)
+        if dest == "grid":               # every column written: outputs, zeros in all the gaps
+            assert not np.isnan(G0).any()
+            np.testing.assert_allclose(G0, G1, **tol)
+            assert np.count_nonzero(G0) <= y.size
+        if relu:
+            assert (y >= 0).all()
+
+
+def test_epilogue_that_does_not_fit_is_refused(rng):
+    x = rng.standard_normal((2, 3, 6, 6))
+    Xg, tl = _grid(x, (4, 3, 3, 3), (1, 1))
+    U = wg.weight_transform(rng.standard_normal((4, 3, 3, 3)))
+    with pytest.raises(ValueError, match="epilogue's grid"):
+        wg.conv(Xg, tl, U, epilogue=wg.Epilogue(np.zeros(4), True, np.zeros((4, 10)), 0, 6, 6, False))
+    with pytest.raises(ValueError, match="bias must have shape"):
+        wg.conv(Xg, tl, U, epilogue=wg.Epilogue(np.zeros(3), True, np.zeros((4, 144)), 0, 6, 6, False))
+    with pytest.raises(ValueError, match="residual must be"):
+        wg.conv(Xg, tl, U, epilogue=wg.Epilogue(np.zeros(4), True, np.zeros((4, 144)), 0, 6, 6, False,
+                                                np.zeros((4, 2, 5, 6))))
