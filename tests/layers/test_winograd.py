@@ -400,3 +400,16 @@ def test_epilogue_that_does_not_fit_is_refused(rng):
     with pytest.raises(ValueError, match="residual must be"):
         wg.conv(Xg, tl, U, epilogue=wg.Epilogue(np.zeros(4), True, np.zeros((4, 144)), 0, 6, 6, False,
                                                 np.zeros((4, 2, 5, 6))))
+
+
+def test_conv2d_forward_refuses_an_epilogue_it_cannot_run(rng):
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    W = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    ep = wg.Epilogue(np.zeros(4, np.float32), True, np.zeros((4, 72), np.float32), 0, 6, 6, False)
+    with pytest.raises(ValueError, match="epilogue runs with the winograd method"):
+        conv2d_forward(x, W, None, 1, 1, impl="cfim2col", need_ctx=False, epilogue=ep)
+    with pytest.raises(ValueError, match="need_ctx=True"):
+        conv2d_forward(x, W, None, 1, 1, impl="winograd", need_ctx=True, epilogue=ep)
+    y, _ = conv2d_forward(x, W, None, 1, 1, impl="winograd", need_ctx=False, epilogue=ep)
+    ref = np.maximum(conv2d_forward(x, W, None, 1, 1, impl="direct")[0], 0)
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
