@@ -173,40 +173,32 @@ def input_tf(Gr, base, Sg, Wg, Hp, Wp, TH, TW, r0, r1, V):
                 edge_in(g, base + n * Sg + h * Wg + 2 * TWf, Wg, 4, Wp - 2 * TWf, Vc, t0 + TWf)
 
 
+@nb.njit(nogil=True, inline="always")
+def at_m_rows(Mk, P, nt):
+    """The two rows of A^T m (p: i = 0 into P[0:4], q: i = 1 into P[4:8]) for the chunk's nt
+    tiles of one output channel, as unit-stride (vectorised) loops."""
+    for j in range(4):
+        m0, m1, m2, m3 = Mk[j, :nt], Mk[4 + j, :nt], Mk[8 + j, :nt], Mk[12 + j, :nt]
+        pj, qj = P[j, :nt], P[4 + j, :nt]
+        for t in range(nt):
+            pj[t] = m0[t] + m1[t] + m2[t]
+            qj[t] = m1[t] - m2[t] - m3[t]
+
+
 @nb.njit(nogil=True, cache=True)
 def output_flat(M, Y, TH, TW, r0, r1, P):
-    """``output_tf`` for even Ho, Wo: A^T m A for all tiles of the chunk in unit-stride loops
-    (vectorised: the rows of A^T m into P, then the four outputs of each tile into P's rows 0,
-    1, 4, 5 in place), then one loop over the tiles storing each tile's 2x2 block at its start in
-    y (``tile_starts``). 2-4x faster than the per-row kernel on 8x8-32x32 maps."""
-    K = M.shape[0]
-    Ho, Wo = Y.shape[2], Y.shape[3]
-    nt = (r1 - r0) * TW
-    idx = tile_starts(0, Ho * Wo, Wo, TH, TW, r0, r1)
-    one, wo = u(1), u(Wo)
-    p0, p1, p2, p3, q0, q1, q2, q3 = P[0, :nt], P[1, :nt], P[2, :nt], P[3, :nt], \
-        P[4, :nt], P[5, :nt], P[6, :nt], P[7, :nt]
-    for k in range(K):
-        Mk = M[k]
-        for j in range(4):                                  # row i = 0 (p) and i = 1 (q) of A^T m
-            m0, m1, m2, m3 = Mk[j, :nt], Mk[4 + j, :nt], Mk[8 + j, :nt], Mk[12 + j, :nt]
-            pj, qj = P[j, :nt], P[4 + j, :nt]
-            for t in range(nt):
-                pj[t] = m0[t] + m1[t] + m2[t]
-                qj[t] = m1[t] - m2[t] - m3[t]
-        for t in range(nt):                                 # (A^T m) A: y00, y01 in p0, p1; y10, y11 in q0, q1
-            y00, y01 = p0[t] + p1[t] + p2[t], p1[t] - p2[t] - p3[t]
-            y10, y11 = q0[t] + q1[t] + q2[t], q1[t] - q2[t] - q3[t]
-            p0[t], p1[t], q0[t], q1[t] = y00, y01, y10, y11
-        y = Y[k].reshape(Y.shape[1] * Ho * Wo)
-        for t in range(nt):
-            w = idx[t]
-            y[w], y[w + one], y[w + wo], y[w + wo + one] = p0[t], p1[t], q0[t], q1[t]
+    """``output_tf`` for even Ho, Wo: ``output_epi`` with nothing to apply, into Y itself (the
+    grid with lead 0, Hg = Ho, Wg = Wo). A^T m A for all tiles of the chunk in unit-stride
+    loops, then one loop over the tiles storing each 2x2 block at its start in y
+    (``tile_starts``): 2-4x faster than the per-row kernel on 8x8-32x32 maps."""
+    K, N, Ho, Wo = Y.shape
+    output_epi(M, Ho, Wo, TH, TW, r0, r1, P, np.zeros(K, dtype=Y.dtype), Y.reshape(K * N * Ho * Wo)[:1],
+               np.zeros(3, dtype=np.int64), False, False, Y.reshape(K, N * Ho * Wo), 0, Ho, Wo, False)
 
 
 @nb.njit(nogil=True, cache=True)
 def output_epi(M, Ho, Wo, TH, TW, r0, r1, P, bias, Rf, sr, has_r, relu, G, lead, Hg, Wg, gaps):
-    """``output_flat`` with an inference epilogue (Ho, Wo even): y = act(A^T m A + bias[k]
+    """The output transform for even Ho, Wo with an inference epilogue: y = act(A^T m A + bias[k]
     [+ r]) written straight into the grid ``G (K, L)`` (y[k, n, h, w] at column lead + n*Hg*Wg
     + h*Wg + w; a plain (K, N*Ho*Wo) output is the grid with lead 0, Hg = Ho, Wg = Wo), r read
     from ``Rf`` at k*sr[0] + n*sr[1] + h*sr[2] + w. With ``gaps`` the chunk's rows also get the
@@ -216,19 +208,13 @@ def output_epi(M, Ho, Wo, TH, TW, r0, r1, P, bias, Rf, sr, has_r, relu, G, lead,
     nt = (r1 - r0) * TW
     Sg = Hg * Wg
     gidx = tile_starts(lead, Sg, Wg, TH, TW, r0, r1)
-    ridx = tile_starts(0, sr[1], sr[2], TH, TW, r0, r1)
+    ridx = tile_starts(0, sr[1], sr[2], TH, TW, r0, r1) if has_r else gidx
     one, wg, wr = u(1), u(Wg), u(sr[2])
     zero = G.dtype.type(0)
     p0, p1, p2, p3, q0, q1, q2, q3 = P[0, :nt], P[1, :nt], P[2, :nt], P[3, :nt], \
         P[4, :nt], P[5, :nt], P[6, :nt], P[7, :nt]
     for k in range(K):
-        Mk = M[k]
-        for j in range(4):
-            m0, m1, m2, m3 = Mk[j, :nt], Mk[4 + j, :nt], Mk[8 + j, :nt], Mk[12 + j, :nt]
-            pj, qj = P[j, :nt], P[4 + j, :nt]
-            for t in range(nt):
-                pj[t] = m0[t] + m1[t] + m2[t]
-                qj[t] = m1[t] - m2[t] - m3[t]
+        at_m_rows(M[k], P, nt)
         b = bias[k]
         for t in range(nt):
             y00, y01 = p0[t] + p1[t] + p2[t] + b, p1[t] - p2[t] - p3[t] + b
@@ -280,13 +266,7 @@ def output_tf(M, Y, TH, TW, r0, r1, P):                    # Y (K, N, Ho, Wo) C-
     one, wo = u(1), u(Wo)
     p0, p1, p2, p3, q0, q1, q2, q3 = P[0], P[1], P[2], P[3], P[4], P[5], P[6], P[7]
     for k in range(K):
-        Mk = M[k]
-        for j in range(4):
-            m0, m1, m2, m3 = Mk[j, :nt], Mk[4 + j, :nt], Mk[8 + j, :nt], Mk[12 + j, :nt]
-            pj, qj = P[j, :nt], P[4 + j, :nt]
-            for t in range(nt):
-                pj[t] = m0[t] + m1[t] + m2[t]
-                qj[t] = m1[t] - m2[t] - m3[t]
+        at_m_rows(M[k], P, nt)
         y = Y[k].reshape(Y.shape[1] * Ho * Wo)
         for r in range(r0, r1):
             n = r // TH
